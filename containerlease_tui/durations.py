@@ -1,0 +1,95 @@
+"""Humane durations: ``90s``, ``30m``, ``2h``, ``1h30m``, ``1d`` — parsed, formatted and bounded."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_PART = re.compile(r"(\d+)\s*([wdhms])")
+_WHOLE = re.compile(r"^(\s*\d+\s*[wdhms]\s*)+$")
+_MAX_SECONDS = 10 * 365 * 86400
+
+
+class DurationError(ValueError):
+    """A duration string that cannot be parsed, or one outside the allowed range."""
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """Parse ``1h30m``-style text (or plain seconds) into a non-negative timedelta."""
+    if isinstance(text, timedelta):
+        seconds = text.total_seconds()
+    elif isinstance(text, bool):
+        raise DurationError(f"not a duration: {text!r}")
+    elif isinstance(text, int | float):
+        seconds = float(text)
+    elif isinstance(text, str):
+        raw = text.strip().lower()
+        if not raw:
+            raise DurationError("empty duration: use e.g. 90s, 30m, 2h or 1h30m")
+        if raw.startswith("-"):
+            raise DurationError(f"negative duration {text.strip()!r}: durations must be positive")
+        if raw.isdigit():
+            seconds = float(int(raw))
+        elif _WHOLE.match(raw):
+            seconds = float(sum(int(n) * _UNITS[u] for n, u in _PART.findall(raw)))
+        else:
+            raise DurationError(
+                f"cannot parse duration {text.strip()[:40]!r}: use e.g. 90s, 30m, 2h or 1h30m"
+            )
+    else:
+        raise DurationError(f"not a duration: {text!r}")
+    if seconds < 0:
+        raise DurationError(f"negative duration {format_duration_seconds(-seconds)}")
+    if seconds > _MAX_SECONDS:
+        raise DurationError("duration too long: at most 10 years")
+    return timedelta(seconds=seconds)
+
+
+def format_duration_seconds(seconds: float) -> str:
+    """Compact form, the inverse of :func:`parse_duration` for whole seconds (``5400`` → ``1h30m``)."""
+    total = int(round(seconds))
+    if total == 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, total = divmod(total, size)
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out)
+
+
+def format_duration(value: timedelta) -> str:
+    """Compact form of a timedelta (``timedelta(minutes=90)`` → ``1h30m``)."""
+    return format_duration_seconds(value.total_seconds())
+
+
+def check_range(value: timedelta, low: timedelta, high: timedelta, what: str = "duration") -> None:
+    """Raise a :class:`DurationError` naming the allowed range when ``value`` is outside it."""
+    if value <= timedelta(0):
+        raise DurationError(
+            f"{what} must be positive (allowed {format_duration(low)} to {format_duration(high)})"
+        )
+    if not low <= value <= high:
+        raise DurationError(
+            f"{what} {format_duration(value)} is out of range: "
+            f"allowed {format_duration(low)} to {format_duration(high)}"
+        )
+
+
+def _validate(value: object) -> timedelta:
+    try:
+        return parse_duration(value)  # type: ignore[arg-type]
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_validate),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+"""A pydantic field type that accepts humane strings and serialises back to them."""

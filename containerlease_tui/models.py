@@ -1,0 +1,287 @@
+"""The lease model and its one state machine.
+
+Status flow::
+
+    pending ─► pulling ─► creating ─► running ◄─► stopped
+       │          │           │          │           │
+       └──────────┴───────────┴──────────┴───────────┴─► released | expired | failed
+                                                                         │
+    failed ─► released | expired   (its leftovers were cleaned up) ◄─────┘
+
+* ``pending``  — the record is written and counted against quotas; nothing exists in Docker yet.
+* ``pulling``  — the image is being pulled.
+* ``creating`` — the container is being created and started.
+* ``running`` / ``stopped`` — the container exists; the user may stop and start it.
+* ``released`` — the user deleted the lease and its container is gone (terminal).
+* ``expired``  — the reaper removed the container at the deadline (terminal).
+* ``failed``   — provisioning or reaping failed; ``error`` says why. A failed lease may still
+  own a container, so the reaper retries it at its deadline and closes it as ``expired``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LEASE_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+LEASE_ID_LENGTH = 8
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$")
+_MEMORY_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+MIN_MEMORY = 6 * 1024**2  # Docker refuses less than 6 MiB.
+CENT = Decimal("0.0001")
+
+
+class LeaseStatus(StrEnum):
+    """Where a lease is in its life; see the module docstring for the graph."""
+
+    PENDING = "pending"
+    PULLING = "pulling"
+    CREATING = "creating"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (LeaseStatus.RELEASED, LeaseStatus.EXPIRED)
+
+    @property
+    def is_active(self) -> bool:
+        """Counts against quotas: the lease holds, or is about to hold, a container."""
+        return self in ACTIVE_STATUSES
+
+
+ACTIVE_STATUSES = frozenset(
+    {
+        LeaseStatus.PENDING,
+        LeaseStatus.PULLING,
+        LeaseStatus.CREATING,
+        LeaseStatus.RUNNING,
+        LeaseStatus.STOPPED,
+    }
+)
+_CLOSE = {LeaseStatus.RELEASED, LeaseStatus.EXPIRED, LeaseStatus.FAILED}
+TRANSITIONS: dict[LeaseStatus, frozenset[LeaseStatus]] = {
+    LeaseStatus.PENDING: frozenset({LeaseStatus.PULLING, LeaseStatus.CREATING, *_CLOSE}),
+    LeaseStatus.PULLING: frozenset({LeaseStatus.CREATING, *_CLOSE}),
+    LeaseStatus.CREATING: frozenset({LeaseStatus.RUNNING, *_CLOSE}),
+    LeaseStatus.RUNNING: frozenset({LeaseStatus.STOPPED, *_CLOSE}),
+    LeaseStatus.STOPPED: frozenset({LeaseStatus.RUNNING, *_CLOSE}),
+    LeaseStatus.FAILED: frozenset({LeaseStatus.RELEASED, LeaseStatus.EXPIRED}),
+    LeaseStatus.RELEASED: frozenset(),
+    LeaseStatus.EXPIRED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    """A status change the state machine does not allow."""
+
+    def __init__(self, current: LeaseStatus, target: LeaseStatus) -> None:
+        super().__init__(f"lease cannot go from {current.value} to {target.value}")
+        self.current = current
+        self.target = target
+
+
+def check_transition(current: LeaseStatus, target: LeaseStatus) -> None:
+    """Raise :class:`IllegalTransition` unless ``current → target`` is an edge of the graph."""
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(current, target)
+
+
+class EventType(StrEnum):
+    """Entries of the lease event stream."""
+
+    CREATED = "created"
+    PULLING = "pulling"
+    CREATING = "creating"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    STARTED = "started"
+    RESTARTED = "restarted"
+    EXTENDED = "extended"
+    RELEASED = "released"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    REAPED = "reaped"
+    FAILED = "failed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_lease_id() -> str:
+    """Eight characters from an unambiguous lowercase alphabet: URL- and container-name-safe."""
+    return "".join(secrets.choice(LEASE_ID_ALPHABET) for _ in range(LEASE_ID_LENGTH))
+
+
+def validate_name(name: str) -> str:
+    """Lease names: lowercase letters, digits, ``_.-``, up to 40 characters."""
+    if not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"invalid name {name[:45]!r}: use 1-40 lowercase letters, digits, '_', '.' or '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def parse_memory(text: str | int) -> int:
+    """``512m``, ``1g``, ``1.5GiB`` or bytes → bytes (binary units, as Docker uses)."""
+    if isinstance(text, bool):
+        raise ValueError(f"invalid memory size {text!r}")
+    if isinstance(text, int):
+        value = text
+    else:
+        match = _MEMORY.match(text.strip().lower())
+        if not match:
+            raise ValueError(f"invalid memory size {text[:40]!r}: use e.g. 256m, 1g or 1.5g")
+        value = int(Decimal(match.group(1)) * _MEMORY_UNITS[match.group(2)])
+    if value < MIN_MEMORY:
+        raise ValueError("memory must be at least 6m (Docker's minimum)")
+    return value
+
+
+def format_memory(size: int) -> str:
+    for unit, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size / 1024**2:.1f}m" if size >= 1024**2 else str(size)
+
+
+def cost_for(rate: Decimal, span: timedelta) -> Decimal:
+    """Cost of ``span`` at ``rate`` per hour, rounded to 1/100 of a cent."""
+    seconds = max(Decimal(0), Decimal(str(span.total_seconds())))
+    return (rate * seconds / Decimal(3600)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class Resources(BaseModel):
+    """Limits the container runs with."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cpus: float = Field(1.0, gt=0, le=256)
+    memory: int = Field(512 * 1024**2, ge=MIN_MEMORY)
+    pids: int = Field(512, ge=16, le=65536)
+
+
+class Extension(BaseModel):
+    """One extension of a lease: who moved the deadline, when, by how much."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    by: timedelta
+    by_user: str
+    new_expires_at: datetime
+
+
+class Lease(BaseModel):
+    """A container leased to one user until ``expires_at``."""
+
+    id: str = Field(default_factory=new_lease_id, pattern=r"^[a-z0-9]{4,32}$")
+    name: str
+    owner: str
+    image: str
+    image_ref: str
+    resources: Resources = Field(default_factory=Resources)
+    env: dict[str, str] = Field(default_factory=dict)
+    status: LeaseStatus = LeaseStatus.PENDING
+    docker_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    ended_at: datetime | None = None
+    extensions: list[Extension] = Field(default_factory=list)
+    hourly_rate: Decimal = Field(ge=0)
+    error: str | None = None
+    host: str | None = None
+
+    @field_validator("created_at", "expires_at", "ended_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    @property
+    def container_name(self) -> str:
+        return f"containerlease-{self.id}"
+
+    @property
+    def short_docker_id(self) -> str:
+        return (self.docker_id or "")[:12]
+
+    def transition(self, target: LeaseStatus, *, error: str | None = None) -> Lease:
+        """A copy in ``target`` status; raises :class:`IllegalTransition` for a forbidden edge."""
+        check_transition(self.status, target)
+        update: dict[str, object] = {"status": target}
+        if error is not None:
+            update["error"] = error
+        if target.is_terminal or target is LeaseStatus.FAILED:
+            update["ended_at"] = self.ended_at or utcnow()
+        return self.model_copy(update=update)
+
+    def seconds_left(self, now: datetime | None = None) -> float:
+        return max(0.0, (self.expires_at - (now or utcnow())).total_seconds())
+
+    @property
+    def lifetime(self) -> timedelta:
+        return self.expires_at - self.created_at
+
+    @property
+    def estimated_cost(self) -> Decimal:
+        """What the whole lease costs if it runs to its deadline."""
+        return cost_for(self.hourly_rate, self.lifetime)
+
+    def accrued_cost(self, now: datetime | None = None) -> Decimal:
+        """What the lease has cost so far: from creation to now, its end or its deadline."""
+        end = min(now or utcnow(), self.expires_at)
+        if self.ended_at is not None:
+            end = min(end, self.ended_at)
+        return cost_for(self.hourly_rate, end - self.created_at)
+
+    def to_public(self, now: datetime | None = None) -> dict[str, object]:
+        """The JSON shape scripts see (``containerlease ls --json``)."""
+        now = now or utcnow()
+        return {
+            "id": self.id,
+            "name": self.name,
+            "owner": self.owner,
+            "image": self.image,
+            "image_ref": self.image_ref,
+            "status": self.status.value,
+            "docker_id": self.docker_id,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "seconds_left": round(self.seconds_left(now), 3),
+            "hourly_rate": str(self.hourly_rate),
+            "estimated_cost": str(self.estimated_cost),
+            "accrued_cost": str(self.accrued_cost(now)),
+            "cpus": self.resources.cpus,
+            "memory": self.resources.memory,
+            "extensions": len(self.extensions),
+            "error": self.error,
+        }
+
+
+class LeaseEvent(BaseModel):
+    """One entry of the event stream."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = ""  # the stream entry id, set when read back
+    type: EventType
+    lease: str
+    owner: str
+    at: datetime = Field(default_factory=utcnow)
+    detail: str = ""

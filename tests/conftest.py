@@ -1,0 +1,153 @@
+"""Shared fixtures.
+
+Integration tests use the private Docker engine and redis-server that ``scripts/test`` starts and
+passes in ``CONTAINERLEASE_DOCKER_URL``, ``CONTAINERLEASE_REDIS_URL`` and
+``CONTAINERLEASE_TEST_IMAGE``. Each test gets its own Redis key prefix, so tests never see each
+other's leases, and every container a test leaves behind is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiodocker
+import pytest
+import redis.asyncio as aioredis
+
+from containerlease_tui.config import Settings
+
+LABEL_LEASE = "containerlease.lease"
+BUSYBOX_CMD = ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do echo tick; sleep 1; done"]
+
+
+def _need(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the tests through scripts/test")
+    return value
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's own ~/.config/containerlease."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CONTAINERLEASE_CONFIG", raising=False)
+
+
+@pytest.fixture
+def docker_url() -> str:
+    return _need("CONTAINERLEASE_DOCKER_URL")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return _need("CONTAINERLEASE_REDIS_URL")
+
+
+@pytest.fixture
+def test_image() -> str:
+    return _need("CONTAINERLEASE_TEST_IMAGE")
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"t{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def config_file(
+    tmp_path: Path, docker_url: str, redis_url: str, test_image: str, key_prefix: str
+) -> Path:
+    """A config TOML for the private services, the busybox image and short leases."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[redis]
+url = "{redis_url}"
+key_prefix = "{key_prefix}"
+
+[docker]
+url = "{docker_url}"
+
+[images.busybox]
+ref = "{test_image}"
+hourly_rate = "0.36"
+description = "busybox (offline test image)"
+cmd = {BUSYBOX_CMD!r}
+memory = "64m"
+cpus = 0.5
+pids = 64
+
+[images.offline]
+ref = "registry.invalid/containerlease/nope:1"
+hourly_rate = "0.01"
+description = "an image no registry can serve"
+
+[limits]
+min_duration = "1s"
+default_duration = "1h"
+max_duration = "8h"
+max_lifetime = "24h"
+max_leases_per_user = 100
+max_leases_total = 300
+
+[reaper]
+interval = "2s"
+retries = 3
+backoff = "50ms"
+grace = "1s"
+sweep_interval = "2s"
+lock_ttl = "5s"
+""".replace("'", '"')
+    )
+    return path
+
+
+@pytest.fixture
+def settings(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    from containerlease_tui.config import load_settings
+
+    monkeypatch.setenv("CONTAINERLEASE_CONFIG", str(config_file))
+    return load_settings()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, key_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    async for key in client.scan_iter(match=f"{key_prefix}:*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+async def docker(docker_url: str) -> AsyncIterator[aiodocker.Docker]:
+    client = aiodocker.Docker(url=docker_url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def cleanup_containers(docker_url: str, key_prefix: str) -> AsyncIterator[list[str]]:
+    """Remove every leased container when the test ends; tests may append extra ids."""
+    extra: list[str] = []
+    yield extra
+    client = aiodocker.Docker(url=docker_url)
+    try:
+        found = await client.containers.list(all=True, filters={"label": [LABEL_LEASE]})
+        ids = {c.id for c in found} | set(extra)
+        for cid in ids:
+            try:
+                await client.containers.container(cid).delete(force=True)
+            except aiodocker.DockerError:
+                pass
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def repo_root() -> Iterator[Path]:
+    yield Path(__file__).resolve().parent.parent
