@@ -1,4 +1,4 @@
-"""Settings: built-in defaults, overridden by a TOML file, overridden by ``CONTAINERLEASE_*`` env vars.
+"""Settings: built-in defaults < a TOML file < ``CONTAINERLEASE_*`` env vars.
 
 The file is ``$CONTAINERLEASE_CONFIG`` if set, else ``containerlease/config.toml`` in the user's
 config directory (``~/.config`` on Linux), else none. Env vars use one ``_`` between section and
@@ -298,7 +298,7 @@ def _describe(error: ValidationError, origin: str) -> str:
     return f"config error in {origin}: {key}: {problem}{suffix}"
 
 
-def load_settings(path: Path | None | str = "auto") -> Settings:
+def load_settings(path: Path | str | None = "auto") -> Settings:
     """Load settings, raising :class:`ConfigError` with one clear line on any problem."""
     chosen = config_path() if path == "auto" else (Path(path) if path else None)
     origin = str(chosen) if chosen else "environment"

@@ -50,8 +50,8 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
 
 
 def format_duration_seconds(seconds: float) -> str:
-    """Compact form, the inverse of :func:`parse_duration` for whole seconds (``5400`` → ``1h30m``)."""
-    total = int(round(seconds))
+    """Compact form, the inverse of :func:`parse_duration` (``5400`` → ``1h30m``)."""
+    total = round(seconds)
     if total == 0:
         return "0s"
     out = []
