@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -311,13 +311,15 @@ class LeaseStore:
         event: EventType | None = None,
         detail: str = "",
         charge: Charge | None = None,
+        also: Sequence[tuple[EventType, str]] = (),
     ) -> Lease:
         """Apply ``mutate`` to the stored lease atomically (optimistic WATCH/MULTI, retried).
 
         ``mutate`` may raise (e.g. an illegal transition): nothing is written then. Indexes
         follow the new status: active sets, deadlines (left only when the lease is closed),
         the record's own expiry. A ``charge`` books lease-hours against the daily budget in
-        the same transaction and raises :class:`QuotaExceeded` when it would overflow.
+        the same transaction and raises :class:`QuotaExceeded` when it would overflow. ``also``
+        lists further events written in the same transaction (e.g. ``expired`` then ``reaped``).
         """
         k = self.keys
         key = k.lease(lease_id)
@@ -341,6 +343,8 @@ class LeaseStore:
                                 )
                         pipe.multi()
                         self._write(pipe, new, event, detail)
+                        for extra, extra_detail in also:
+                            self._xadd(pipe, extra, new.id, new.owner, extra_detail)
                         if charge and budget_key:
                             pipe.incrbyfloat(budget_key, float(charge.hours))
                             pipe.expire(budget_key, 3 * 86400)
