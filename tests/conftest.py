@@ -8,6 +8,7 @@ other's leases, and every container a test leaves behind is removed afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ import redis.asyncio as aioredis
 from containerlease_tui.config import Settings
 
 LABEL_LEASE = "containerlease.lease"
+LABEL_INSTANCE = "containerlease.instance"
 BUSYBOX_CMD = ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do echo tick; sleep 1; done"]
 
 
@@ -132,18 +134,24 @@ async def docker(docker_url: str) -> AsyncIterator[aiodocker.Docker]:
 
 @pytest.fixture
 async def cleanup_containers(docker_url: str, key_prefix: str) -> AsyncIterator[list[str]]:
-    """Remove every leased container when the test ends; tests may append extra ids."""
+    """Remove this test's leased containers when it ends; tests may append extra ids.
+
+    A container is this test's when its instance label is the test's key prefix (or it has
+    no instance label at all), so tests running side by side leave each other alone.
+    """
     extra: list[str] = []
     yield extra
     client = aiodocker.Docker(url=docker_url)
     try:
         found = await client.containers.list(all=True, filters={"label": [LABEL_LEASE]})
-        ids = {c.id for c in found} | set(extra)
+        ids = {
+            c.id
+            for c in found
+            if c._container.get("Labels", {}).get(LABEL_INSTANCE, key_prefix) == key_prefix
+        } | set(extra)
         for cid in ids:
-            try:
+            with contextlib.suppress(aiodocker.DockerError):
                 await client.containers.container(cid).delete(force=True)
-            except aiodocker.DockerError:
-                pass
     finally:
         await client.close()
 
