@@ -1,19 +1,410 @@
-"""The ``containerlease`` command (skeleton; filled in by the leases work)."""
+"""The ``containerlease`` command: the TUI by default, a headless reaper, and a CLI for scripts.
+
+Every subcommand is a thin shell over :class:`~containerlease_tui.leases.LeaseService`. Errors
+are one line on stderr: exit 2 for bad usage or input, 1 for a runtime failure; never a traceback.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
 import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
+import humanize
 
 from containerlease_tui import __version__
-from containerlease_tui.config import ConfigError, load_settings
+from containerlease_tui.config import ConfigError, Settings, load_settings
+from containerlease_tui.models import Lease, format_memory, utcnow
+
+if TYPE_CHECKING:
+    from containerlease_tui.leases import LeaseService
+
+T = TypeVar("T")
 
 
-@click.group(invoke_without_command=True)
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"containerlease: {message}", err=True)
+    sys.exit(code)
+
+
+def _run(settings: Settings, work: Callable[[LeaseService], Awaitable[T]]) -> T:
+    """Run ``work`` with a service, mapping every error to one line and an exit code."""
+    from containerlease_tui.leases import LeaseError, LeaseService
+
+    async def main() -> T:
+        service = LeaseService.open(settings)
+        try:
+            return await work(service)
+        finally:
+            await service.close()
+
+    try:
+        return asyncio.run(main())
+    except LeaseError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # the promise: never a traceback
+        if os.environ.get("CONTAINERLEASE_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {str(exc)[:200]}", 1)
+
+
+def _ago_or_left(seconds: float) -> str:
+    if seconds <= 0:
+        return "-"
+    return humanize.precisedelta(int(seconds), minimum_unit="seconds", format="%0.0f")
+
+
+def _table(leases: list[Lease], now: datetime) -> str:
+    head = ["ID", "NAME", "IMAGE", "OWNER", "STATUS", "TIME LEFT", "COST", "EST.", "CONTAINER"]
+    rows = [head]
+    for lease in leases:
+        left = _ago_or_left(lease.seconds_left(now)) if lease.status.is_active else "-"
+        rows.append(
+            [
+                lease.id,
+                lease.name,
+                lease.image,
+                lease.owner,
+                lease.status.value,
+                left,
+                str(lease.accrued_cost(now)),
+                str(lease.estimated_cost),
+                lease.short_docker_id or "-",
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _echo_lease(lease: Lease, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(lease.to_public(), indent=2))
+    else:
+        click.echo(_table([lease], utcnow()))
+        if lease.error:
+            click.echo(f"error: {lease.error}")
+
+
+def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"invalid --env {pair[:40]!r}: use KEY=VALUE", 2)
+        env[key] = value
+    return env
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="containerlease")
-def cli() -> None:
-    """Lease Docker containers for a fixed time on a shared dev box."""
+@click.option("--reaper", "reaper_mode", is_flag=True, help="Run the headless reaper daemon.")
+@click.option("--once", is_flag=True, help="With --reaper: one pass, then exit.")
+@click.option("--dry-run", is_flag=True, help="With --reaper: report, change nothing.")
+@click.option("--no-reaper", is_flag=True, help="Do not run the reaper inside the app.")
+@click.pass_context
+def cli(ctx: click.Context, reaper_mode: bool, once: bool, dry_run: bool, no_reaper: bool) -> None:
+    """Lease Docker containers for a fixed time on a shared dev box.
+
+    With no command, opens the terminal app.
+    """
+    settings: Settings = ctx.obj
+    if ctx.invoked_subcommand is not None:
+        return
+    if reaper_mode:
+        from containerlease_tui.reaper import run_headless
+
+        try:
+            code = asyncio.run(run_headless(settings, once=once, dry_run=dry_run))
+        except KeyboardInterrupt:
+            code = 0
+        sys.exit(code)
+    if once or dry_run:
+        _fail("--once and --dry-run go with --reaper", 2)
+    from containerlease_tui.tui.app import create_app
+
+    create_app(settings, reaper=not no_reaper).run()
+
+
+@cli.command()
+@click.argument("image")
+@click.option("--duration", "-d", help="Lease length, e.g. 30m, 2h, 1h30m.")
+@click.option("--name", "-n", help="A name for the lease (default: IMAGE-xxxx).")
+@click.option("--cpus", help="CPU limit, e.g. 0.5 or 2.")
+@click.option("--memory", "-m", help="Memory limit, e.g. 512m or 2g.")
+@click.option("--env", "-e", "env", multiple=True, help="KEY=VALUE, repeatable.")
+@click.option("--wait/--no-wait", default=False, help="Wait until the container runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def provision(
+    settings: Settings,
+    image: str,
+    duration: str | None,
+    name: str | None,
+    cpus: str | None,
+    memory: str | None,
+    env: tuple[str, ...],
+    wait: bool,
+    as_json: bool,
+) -> None:
+    """Lease a container of IMAGE (a catalog name; see `containerlease images`)."""
+    from containerlease_tui.leases import ProvisionRequest
+
+    req = ProvisionRequest(image, duration, name, cpus, memory, _parse_env(env))
+
+    async def work(service: LeaseService) -> Lease:
+        if wait:
+            return await service.provision(req)
+        lease = await service.submit(req)
+        # Provisioning goes on in a detached process: the pending record is already written,
+        # so even if that process dies the reaper finds the lease at its deadline.
+        subprocess.Popen(  # noqa: ASYNC220 - spawning detached, not waiting
+            [sys.executable, "-m", "containerlease_tui", "_complete", lease.id],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return lease
+
+    _echo_lease(_run(settings, work), as_json)
+
+
+@cli.command("_complete", hidden=True)
+@click.argument("lease_id")
+@click.pass_obj
+def complete(settings: Settings, lease_id: str) -> None:
+    """Finish provisioning a pending lease (run detached by `provision`)."""
+
+    async def work(service: LeaseService) -> Lease:
+        return await service.complete(lease_id)
+
+    _run(settings, work)
+
+
+@cli.command("ls")
+@click.option("--all", "-a", "all_users", is_flag=True, help="Everybody's leases.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def list_leases(settings: Settings, all_users: bool, as_json: bool) -> None:
+    """List your leases (or everybody's)."""
+
+    async def work(service: LeaseService) -> list[Lease]:
+        return await service.list(all_users=all_users)
+
+    leases = _run(settings, work)
+    now = utcnow()
+    if as_json:
+        click.echo(json.dumps([lease.to_public(now) for lease in leases], indent=2))
+    elif leases:
+        click.echo(_table(leases, now))
+    else:
+        click.echo("no leases" + ("" if all_users else " (use --all to see everybody's)"))
+
+
+@cli.command()
+@click.argument("lease")
+@click.option("--by", "-b", help="How much longer, e.g. 30m (default: the default duration).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def extend(settings: Settings, lease: str, by: str | None, as_json: bool) -> None:
+    """Move LEASE's deadline (id, id prefix or name)."""
+
+    async def work(service: LeaseService) -> Lease:
+        return await service.extend(lease, by)
+
+    _echo_lease(_run(settings, work), as_json)
+
+
+@cli.command()
+@click.argument("lease")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def rm(settings: Settings, lease: str, as_json: bool) -> None:
+    """Release LEASE: remove its container and close it."""
+
+    async def work(service: LeaseService) -> Lease:
+        return await service.release(lease)
+
+    result = _run(settings, work)
+    if as_json:
+        _echo_lease(result, True)
+    else:
+        click.echo(f"released {result.id} ({result.name})")
+
+
+def _lifecycle(name: str, help_text: str) -> None:
+    @cli.command(name, help=help_text)
+    @click.argument("lease")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.pass_obj
+    def command(settings: Settings, lease: str, as_json: bool) -> None:
+
+        def work(service: LeaseService) -> Coroutine[object, object, Lease]:
+            method: Callable[[str], Coroutine[object, object, Lease]] = getattr(service, name)
+            return method(lease)
+
+        _echo_lease(_run(settings, work), as_json)
+
+
+_lifecycle("stop", "Stop LEASE's container (the lease keeps running).")
+_lifecycle("start", "Start LEASE's stopped container.")
+_lifecycle("restart", "Restart LEASE's container.")
+
+
+@cli.command()
+@click.argument("lease")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status(settings: Settings, lease: str, as_json: bool) -> None:
+    """State, health, uptime, CPU and memory of LEASE's container."""
+    from containerlease_tui.leases import LeaseStatusReport
+
+    async def work(service: LeaseService) -> LeaseStatusReport:
+        return await service.status(lease)
+
+    report = _run(settings, work)
+    info, stats = report.container, report.stats
+    now = utcnow()
+    data: dict[str, object] = {
+        **report.lease.to_public(now),
+        "state": info.state if info else "gone",
+        "health": info.health if info else None,
+        "uptime_seconds": (
+            round((now - info.started_at).total_seconds())
+            if info and info.running and info.started_at
+            else None
+        ),
+        "cpu_percent": round(stats.cpu_percent, 2) if stats else None,
+        "memory_usage": stats.memory_usage if stats else None,
+        "memory_limit": stats.memory_limit if stats else None,
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(_table([report.lease], now))
+    uptime = data["uptime_seconds"]
+    click.echo(
+        f"state: {data['state']}"
+        + (f"  health: {data['health']}" if data["health"] else "")
+        + (f"  uptime: {_ago_or_left(float(uptime))}" if isinstance(uptime, int) else "")
+    )
+    if stats:
+        click.echo(
+            f"cpu: {stats.cpu_percent:.1f}%  memory: {format_memory(stats.memory_usage)}"
+            f" / {format_memory(stats.memory_limit)}"
+        )
+
+
+@cli.command()
+@click.argument("lease")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output.")
+@click.option("--tail", default="all", help="Only the last N lines.")
+@click.pass_obj
+def logs(settings: Settings, lease: str, follow: bool, tail: str) -> None:
+    """Print LEASE's container output."""
+
+    if tail != "all" and not tail.isdigit():
+        _fail(f"invalid --tail {tail[:20]!r}: a number or 'all'", 2)
+
+    async def work(service: LeaseService) -> None:
+        target = await service.container_for(lease, "read the logs of")
+        out = sys.stdout
+        async for line in service.logs(target, follow=follow, tail=tail):
+            out.write(line + "\n")
+            out.flush()
+
+    try:
+        _run(settings, work)
+    except BrokenPipeError:  # `containerlease logs X | head`
+        sys.exit(0)
+
+
+@cli.command()
+@click.argument("lease")
+@click.pass_obj
+def shell(settings: Settings, lease: str) -> None:
+    """Open an interactive shell in LEASE's container."""
+
+    async def work(service: LeaseService) -> int:
+        target = await service.container_for(lease, "open a shell in")
+        return await service.shell(target)
+
+    sys.exit(_run(settings, work))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def images(settings: Settings, as_json: bool) -> None:
+    """The image catalog, with prices and whether each image is present locally."""
+    from containerlease_tui.leases import ImageRow
+
+    async def work(service: LeaseService) -> list[ImageRow]:
+        return await service.images()
+
+    rows = _run(settings, work)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "ref": r.spec.ref,
+                        "hourly_rate": str(r.spec.hourly_rate),
+                        "description": r.spec.description,
+                        "cpus": r.spec.cpus,
+                        "memory": r.spec.memory,
+                        "present": r.present,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    width = max(len(r.name) for r in rows)
+    ref_width = max(len(r.spec.ref) for r in rows)
+    for r in rows:
+        where = {True: "local", False: "pull", None: "?"}[r.present]
+        click.echo(
+            f"{r.name.ljust(width)}  {r.spec.ref.ljust(ref_width)}  {r.spec.hourly_rate}/h"
+            f"  {where:5}  {r.spec.description}"
+        )
+
+
+@cli.command()
+@click.pass_obj
+def doctor(settings: Settings) -> None:
+    """Check Redis, the Docker engine and whether a reaper is running."""
+    from containerlease_tui.config import redact_url
+    from containerlease_tui.leases import HealthReport
+    from containerlease_tui.reaper import reaper_status
+
+    async def work(service: LeaseService) -> tuple[HealthReport, str, str]:
+        health = await service.health()
+        reaper = "unknown (Redis unreachable)"
+        if health.redis_ok:
+            reaper = await reaper_status(service.store)
+        who = service.user + (" (admin)" if service.is_admin else "")
+        return health, reaper, who
+
+    health, reaper, who = _run(settings, work)
+    click.echo(f"user:   {who}")
+    click.echo(f"redis:  {redact_url(settings.redis.url)}: {health.redis_detail}")
+    click.echo(f"docker: {settings.docker.url}: {health.docker_detail}")
+    click.echo(f"reaper: {reaper}")
+    if not (health.redis_ok and health.docker_ok):
+        sys.exit(1)
 
 
 def main() -> None:
@@ -21,9 +412,12 @@ def main() -> None:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        click.echo(f"containerlease: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
     try:
-        cli.main(prog_name="containerlease", obj=settings)
+        cli.main(prog_name="containerlease", obj=settings, standalone_mode=True)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_PART = re.compile(r"(\d+)\s*([wdhms])")
-_WHOLE = re.compile(r"^(\s*\d+\s*[wdhms]\s*)+$")
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_PART = re.compile(r"(\d+)\s*(ms|[wdhms])")
+_WHOLE = re.compile(r"^(\s*\d+\s*(ms|[wdhms])\s*)+$")
 _MAX_SECONDS = 10 * 365 * 86400
 
 
@@ -51,6 +51,8 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
 
 def format_duration_seconds(seconds: float) -> str:
     """Compact form, the inverse of :func:`parse_duration` (``5400`` → ``1h30m``)."""
+    if 0 < seconds < 1:
+        return f"{round(seconds * 1000)}ms"
     total = round(seconds)
     if total == 0:
         return "0s"

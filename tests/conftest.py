@@ -9,6 +9,7 @@ other's leases, and every container a test leaves behind is removed afterwards.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -78,7 +79,7 @@ url = "{docker_url}"
 ref = "{test_image}"
 hourly_rate = "0.36"
 description = "busybox (offline test image)"
-cmd = {BUSYBOX_CMD!r}
+cmd = {json.dumps(BUSYBOX_CMD)}
 memory = "64m"
 cpus = 0.5
 pids = 64
@@ -103,7 +104,7 @@ backoff = "50ms"
 grace = "1s"
 sweep_interval = "2s"
 lock_ttl = "5s"
-""".replace("'", '"')
+"""
     )
     return path
 
