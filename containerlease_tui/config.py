@@ -235,7 +235,7 @@ class Settings(BaseSettings):
         import re
 
         for name in value:
-            if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,39}$", name):
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,39}", name, re.ASCII):
                 raise ValueError(f"image name {name!r} must be lowercase letters, digits, _.-")
         if not value:
             raise ValueError("the image catalog is empty")

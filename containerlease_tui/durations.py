@@ -9,8 +9,9 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
-_PART = re.compile(r"(\d+)\s*(ms|[wdhms])")
-_WHOLE = re.compile(r"^(\s*\d+\s*(ms|[wdhms])\s*)+$")
+_PART = re.compile(r"([0-9]+)\s*(ms|[wdhms])", re.ASCII)
+_WHOLE = re.compile(r"(\s*[0-9]+\s*(ms|[wdhms])\s*)+", re.ASCII)
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 _MAX_SECONDS = 10 * 365 * 86400
 
 
@@ -32,9 +33,9 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
             raise DurationError("empty duration: use e.g. 90s, 30m, 2h or 1h30m")
         if raw.startswith("-"):
             raise DurationError(f"negative duration {text.strip()!r}: durations must be positive")
-        if raw.isdigit():
+        if _DIGITS.fullmatch(raw):
             seconds = float(int(raw))
-        elif _WHOLE.match(raw):
+        elif _WHOLE.fullmatch(raw):
             seconds = float(sum(int(n) * _UNITS[u] for n, u in _PART.findall(raw)))
         else:
             raise DurationError(

@@ -64,8 +64,8 @@ from containerlease_tui.store import (
 )
 
 KEEPALIVE_CMD = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_ENV_VALUE = 4096
 MAX_ENV_VARS = 64
 
@@ -314,7 +314,7 @@ class LeaseService:
         if len(env) > MAX_ENV_VARS:
             raise InvalidInput(f"too many environment variables: at most {MAX_ENV_VARS}")
         for key, value in env.items():
-            if not _ENV_KEY.match(key):
+            if not _ENV_KEY.fullmatch(key):
                 raise InvalidInput(
                     f"invalid environment variable name {key[:40]!r}: "
                     "use letters, digits and '_', not starting with a digit"
@@ -488,7 +488,7 @@ class LeaseService:
     async def resolve(self, ref: str) -> Lease:
         """A lease by id, unique id prefix, or name (the user's own first)."""
         ref = ref.strip()
-        if not _REF.match(ref):
+        if not _REF.fullmatch(ref):
             raise InvalidInput(f"invalid lease id or name {ref[:40]!r}")
         with _translated():
             lease = await self.store.get(ref)

@@ -30,8 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LEASE_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 LEASE_ID_LENGTH = 8
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}", re.ASCII)
+_MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?", re.ASCII)
 _MEMORY_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MIN_MEMORY = 6 * 1024**2  # Docker refuses less than 6 MiB.
 CENT = Decimal("0.0001")
@@ -125,7 +125,7 @@ def new_lease_id() -> str:
 
 def validate_name(name: str) -> str:
     """Lease names: lowercase letters, digits, ``_.-``, up to 40 characters."""
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise ValueError(
             f"invalid name {name[:45]!r}: use 1-40 lowercase letters, digits, '_', '.' or '-',"
             " starting with a letter or digit"
@@ -140,7 +140,7 @@ def parse_memory(text: str | int) -> int:
     if isinstance(text, int):
         value = text
     else:
-        match = _MEMORY.match(text.strip().lower())
+        match = _MEMORY.fullmatch(text.strip().lower())
         if not match:
             raise ValueError(f"invalid memory size {text[:40]!r}: use e.g. 256m, 1g or 1.5g")
         value = int(Decimal(match.group(1)) * _MEMORY_UNITS[match.group(2)])

@@ -177,7 +177,7 @@ async def test_redis_unreachable(settings: Settings, docker: aiodocker.Docker) -
     broken.redis.url = "redis://127.0.0.1:1/0"
     svc = LeaseService.open(broken, user="alice")
     try:
-        with pytest.raises(ServiceUnavailable, match="Redis .* unreachable"):
+        with pytest.raises(ServiceUnavailable, match=r"Redis .* unreachable"):
             await svc.provision(ProvisionRequest("busybox", "10m"))
     finally:
         await svc.close()
