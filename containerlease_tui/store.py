@@ -48,6 +48,10 @@ class LeaseNotFound(StoreError):
     """No record for that lease id (never existed, or its retention has passed)."""
 
 
+# Lease-hours are stored rounded to 6 places; this keeps "exactly the budget" allowed.
+BUDGET_SLACK = Decimal("0.0001")
+
+
 class Keys:
     """The key schema. Every key starts with the configured prefix."""
 
@@ -89,7 +93,7 @@ if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[9]) then return 'total' end
 local limit = tonumber(ARGV[10])
 if limit >= 0 then
   local used = tonumber(redis.call('GET', KEYS[8]) or '0')
-  if used + tonumber(ARGV[11]) > limit + 1e-9 then return 'budget' end
+  if used + tonumber(ARGV[11]) > limit + 1e-4 then return 'budget' end
   redis.call('INCRBYFLOAT', KEYS[8], ARGV[11])
   redis.call('EXPIREAT', KEYS[8], ARGV[12])
 end
@@ -336,7 +340,7 @@ class LeaseStore:
                         new = mutate(Lease.model_validate_json(raw))
                         if charge and budget_key:
                             used = Decimal(await pipe.get(budget_key) or "0")
-                            if used + charge.hours > charge.limit:
+                            if used + charge.hours > charge.limit + BUDGET_SLACK:
                                 raise QuotaExceeded(
                                     f"daily budget reached: {charge.owner} may book "
                                     f"{charge.limit} lease-hours per day ({used:.2f} used)"
