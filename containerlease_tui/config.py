@@ -13,7 +13,6 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Self
-from urllib.parse import urlsplit, urlunsplit
 
 from platformdirs import user_config_dir
 from pydantic import (
@@ -272,16 +271,17 @@ def config_path() -> Path | None:
 
 def redact_url(url: str) -> str:
     """``redis://user:secret@host`` → ``redis://user:***@host``: secrets never reach a screen."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url if "@" not in url else "<url with credentials>"
+    authority, slash, tail = rest.partition("/")
+    if "@" not in authority:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    userinfo, _, hostport = authority.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not colon:
+        return url  # a user name alone is no secret
+    return f"{scheme}://{user}:***@{hostport}{slash}{tail}"
 
 
 def _describe(error: ValidationError, origin: str) -> str:
@@ -310,6 +310,8 @@ def load_settings(path: Path | str | None = "auto") -> Settings:
                 tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config error in {chosen}: invalid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config error in {chosen}: not UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(f"config error in {chosen}: cannot read: {exc.strerror}") from None
         origin = f"{chosen} (or CONTAINERLEASE_* environment)"
