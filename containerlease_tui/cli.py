@@ -401,7 +401,7 @@ def doctor(settings: Settings) -> None:
     health, reaper, who = _run(settings, work)
     click.echo(f"user:   {who}")
     click.echo(f"redis:  {redact_url(settings.redis.url)}: {health.redis_detail}")
-    click.echo(f"docker: {settings.docker.url}: {health.docker_detail}")
+    click.echo(f"docker: {redact_url(settings.docker.url)}: {health.docker_detail}")
     click.echo(f"reaper: {reaper}")
     if not (health.redis_ok and health.docker_ok):
         sys.exit(1)

@@ -80,6 +80,14 @@ def format_duration_seconds(seconds: float) -> str:
     return "".join(out)
 
 
+def format_duration_exact(value: timedelta) -> str:
+    """Lossless form for serialising settings (``1500ms`` stays ``1s500ms``)."""
+    total_ms = round(value.total_seconds() * 1000)
+    secs, ms = divmod(total_ms, 1000)
+    text = format_duration_seconds(secs) if secs else ""
+    return text + (f"{ms}ms" if ms else "") or "0s"
+
+
 def format_duration(value: timedelta) -> str:
     """Compact form of a timedelta (``timedelta(minutes=90)`` → ``1h30m``)."""
     return format_duration_seconds(value.total_seconds())
@@ -108,6 +116,6 @@ def _validate(value: object) -> timedelta:
 Duration = Annotated[
     timedelta,
     BeforeValidator(_validate),
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    PlainSerializer(format_duration_exact, return_type=str, when_used="json"),
 ]
 """A pydantic field type that accepts humane strings and serialises back to them."""

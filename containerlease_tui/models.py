@@ -7,6 +7,7 @@ Status flow::
        └──────────┴───────────┴──────────┴───────────┴─► released | expired | failed
                                                                          │
     failed ─► released | expired   (its leftovers were cleaned up) ◄─────┘
+    pending ─► creating            (the image is already present: no pull)
 
 * ``pending``  — the record is written and counted against quotas; nothing exists in Docker yet.
 * ``pulling``  — the image is being pulled.

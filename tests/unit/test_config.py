@@ -1,0 +1,541 @@
+"""Settings: defaults < TOML file < CONTAINERLEASE_* env; one-line errors naming file and key."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from containerlease_tui.config import (
+    DEFAULT_DOCKER_SOCKET,
+    ConfigError,
+    DockerSettings,
+    ImageSpec,
+    LimitSettings,
+    ReaperSettings,
+    RedisSettings,
+    SecuritySettings,
+    Settings,
+    config_path,
+    load_settings,
+    redact_url,
+)
+
+MIB = 1024**2
+GIB = 1024**3
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/test exports CONTAINERLEASE_REDIS_URL & co.; these tests start from nothing."""
+    for name in list(os.environ):
+        if name.upper().startswith("CONTAINERLEASE_") or name == "DOCKER_HOST":
+            monkeypatch.delenv(name)
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def use_file(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    monkeypatch.setenv("CONTAINERLEASE_CONFIG", str(path))
+
+
+def config_error(path: Path | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings() if path is None else load_settings(path)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert message.startswith("config error in "), message
+    return message
+
+
+# --- defaults ------------------------------------------------------------------------------
+
+
+def test_defaults_without_file_or_env() -> None:
+    assert config_path() is None
+    s = load_settings()
+    assert s.redis.url == "redis://127.0.0.1:6379/0"
+    assert s.redis.key_prefix == "cl"
+    assert s.redis.retention == timedelta(days=7)
+    assert s.redis.stream_maxlen == 10_000
+    assert s.redis.socket_timeout == 5.0
+    assert s.redis.tls_ca is None
+    assert s.docker.url == DEFAULT_DOCKER_SOCKET == "unix:///var/run/docker.sock"
+    assert s.docker.tls_verify is False
+    assert s.docker.cert_path is None
+    assert s.docker.network == "default"
+    assert s.docker.timeout == 30.0
+    assert s.limits.min_duration == timedelta(minutes=5)
+    assert s.limits.default_duration == timedelta(hours=1)
+    assert s.limits.max_duration == timedelta(hours=8)
+    assert s.limits.max_lifetime == timedelta(hours=24)
+    assert s.limits.max_leases_per_user == 5
+    assert s.limits.max_leases_total == 50
+    assert s.limits.daily_budget_hours is None
+    assert s.limits.max_cpus == 4.0
+    assert s.limits.max_memory == 8 * GIB
+    assert s.reaper.interval == timedelta(seconds=30)
+    assert s.reaper.retries == 5
+    assert s.reaper.backoff == timedelta(milliseconds=200)
+    assert s.reaper.grace == timedelta(seconds=60)
+    assert s.reaper.sweep_interval == timedelta(minutes=1)
+    assert s.reaper.lock_ttl == timedelta(seconds=30)
+    assert s.reaper.concurrency == 32
+    assert s.reaper.warnings == [timedelta(minutes=10), timedelta(minutes=2)]
+    assert s.security.admins == []
+    assert s.security.admin_group is None
+    assert s.security.cap_allowlist == [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "SETGID",
+        "SETUID",
+        "KILL",
+    ]
+    assert s.security.bind_allowlist == []
+
+
+def test_builtin_catalog() -> None:
+    images = load_settings().images
+    assert set(images) == {"ubuntu", "alpine"}
+    assert images["ubuntu"].ref == "ubuntu:24.04"
+    assert images["ubuntu"].hourly_rate == Decimal("0.04")
+    assert images["ubuntu"].memory == 512 * MIB
+    assert images["alpine"].ref == "alpine:3.20"
+    assert images["alpine"].hourly_rate == Decimal("0.01")
+    assert images["alpine"].memory == 256 * MIB
+    for spec in images.values():
+        assert isinstance(spec.hourly_rate, Decimal)
+        assert spec.cmd is None
+        assert spec.cap_add is None
+        assert spec.binds == []
+        assert spec.description
+
+
+def test_docker_url_defaults_to_docker_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.5:2376")
+    assert load_settings().docker.url == "tcp://10.0.0.5:2376"
+    monkeypatch.setenv("DOCKER_HOST", "")
+    assert load_settings().docker.url == DEFAULT_DOCKER_SOCKET
+
+
+def test_docker_url_setting_beats_docker_host(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.5:2376")
+    use_file(monkeypatch, write(tmp_path, '[docker]\nurl = "unix:///run/user/1000/docker.sock"\n'))
+    assert load_settings().docker.url == "unix:///run/user/1000/docker.sock"
+    monkeypatch.setenv("CONTAINERLEASE_DOCKER_URL", "unix:///tmp/d.sock")
+    assert load_settings().docker.url == "unix:///tmp/d.sock"
+
+
+def test_every_field_is_documented() -> None:
+    """The README's reference is derived from these docstrings; none may be missing."""
+    sections: list[type[BaseModel]] = [
+        Settings,
+        RedisSettings,
+        DockerSettings,
+        ImageSpec,
+        LimitSettings,
+        ReaperSettings,
+        SecuritySettings,
+    ]
+    for model in sections:
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no docstring"
+
+
+# --- precedence ----------------------------------------------------------------------------
+
+FILE = """
+[redis]
+url = "redis://file-host:6379/1"
+key_prefix = "fromfile"
+
+[limits]
+max_duration = "4h"
+max_leases_per_user = 2
+
+[reaper]
+warnings = ["5m"]
+"""
+
+
+def test_file_overrides_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path, FILE)
+    use_file(monkeypatch, path)
+    assert config_path() == path
+    s = load_settings()
+    assert s.redis.url == "redis://file-host:6379/1"
+    assert s.redis.key_prefix == "fromfile"
+    assert s.limits.max_duration == timedelta(hours=4)
+    assert s.limits.max_leases_per_user == 2
+    assert s.reaper.warnings == [timedelta(minutes=5)]
+    # Untouched keys, in touched and untouched sections, keep their defaults.
+    assert s.redis.retention == timedelta(days=7)
+    assert s.limits.min_duration == timedelta(minutes=5)
+    assert s.reaper.interval == timedelta(seconds=30)
+    assert set(s.images) == {"ubuntu", "alpine"}
+
+
+def test_env_overrides_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    use_file(monkeypatch, write(tmp_path, FILE))
+    monkeypatch.setenv("CONTAINERLEASE_REDIS_URL", "redis://env-host:6380/2")
+    monkeypatch.setenv("CONTAINERLEASE_LIMITS_MAX_DURATION", "2h")
+    monkeypatch.setenv("CONTAINERLEASE_LIMITS_MAX_LEASES_PER_USER", "7")
+    monkeypatch.setenv("CONTAINERLEASE_REAPER_WARNINGS", '["15m", "1m"]')
+    monkeypatch.setenv("CONTAINERLEASE_SECURITY_ADMINS", '["root", "ops"]')
+    s = load_settings()
+    assert s.redis.url == "redis://env-host:6380/2"
+    assert s.limits.max_duration == timedelta(hours=2)
+    assert s.limits.max_leases_per_user == 7
+    assert s.reaper.warnings == [timedelta(minutes=15), timedelta(minutes=1)]
+    assert s.security.admins == ["root", "ops"]
+    # The file's other keys of the same sections still apply.
+    assert s.redis.key_prefix == "fromfile"
+
+
+def test_env_overrides_defaults_without_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTAINERLEASE_REDIS_KEY_PREFIX", "envonly")
+    monkeypatch.setenv("CONTAINERLEASE_DOCKER_TIMEOUT", "12.5")
+    monkeypatch.setenv("containerlease_limits_min_duration", "1s")  # case-insensitive
+    s = load_settings()
+    assert s.redis.key_prefix == "envonly"
+    assert s.docker.timeout == 12.5
+    assert s.limits.min_duration == timedelta(seconds=1)
+
+
+def test_unrelated_containerlease_env_vars_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTAINERLEASE_TEST_IMAGE", "containerlease-test:busybox")
+    monkeypatch.setenv("CONTAINERLEASE_TEST_WORKDIR", "/tmp/x")
+    monkeypatch.setenv("CONTAINERLEASE_VENV", "/tmp/venv")
+    assert load_settings().redis.key_prefix == "cl"
+
+
+def test_user_config_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # conftest points XDG_CONFIG_HOME at tmp_path/xdg and unsets CONTAINERLEASE_CONFIG.
+    assert "CONTAINERLEASE_CONFIG" not in os.environ
+    user_file = tmp_path / "xdg" / "containerlease" / "config.toml"
+    assert config_path() is None
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text('[redis]\nkey_prefix = "mine"\n')
+    assert config_path() == user_file
+    assert load_settings().redis.key_prefix == "mine"
+    # CONTAINERLEASE_CONFIG wins over the user's file, and env over both.
+    use_file(monkeypatch, write(tmp_path, '[redis]\nkey_prefix = "explicit"\n'))
+    assert load_settings().redis.key_prefix == "explicit"
+    monkeypatch.setenv("CONTAINERLEASE_REDIS_KEY_PREFIX", "env")
+    assert load_settings().redis.key_prefix == "env"
+
+
+def test_explicit_path_argument(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    use_file(monkeypatch, write(tmp_path, '[redis]\nkey_prefix = "fromenvpath"\n', "a.toml"))
+    other = write(tmp_path, '[redis]\nkey_prefix = "fromarg"\n', "b.toml")
+    assert load_settings(other).redis.key_prefix == "fromarg"
+    assert load_settings(str(other)).redis.key_prefix == "fromarg"
+    assert load_settings(None).redis.key_prefix == "cl"  # None: no file at all
+    assert load_settings().redis.key_prefix == "fromenvpath"
+
+
+def test_config_path_expands_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CONTAINERLEASE_CONFIG", "~/cl.toml")
+    assert config_path() == tmp_path / "cl.toml"
+
+
+def test_file_images_replace_the_builtin_catalog(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[images.busybox]
+ref = "busybox:1.36"
+hourly_rate = "0.005"
+cmd = ["sleep", "infinity"]
+memory = "64m"
+cpus = 0.5
+pids = 64
+cap_add = []
+binds = ["/srv/data:/data:ro"]
+""",
+    )
+    images = load_settings(path).images
+    assert list(images) == ["busybox"]
+    spec = images["busybox"]
+    assert spec.hourly_rate == Decimal("0.005")
+    assert spec.cmd == ["sleep", "infinity"]
+    assert spec.memory == 64 * MIB
+    assert (spec.cpus, spec.pids) == (0.5, 64)
+    assert spec.cap_add == []
+    assert spec.binds == ["/srv/data:/data:ro"]
+    assert spec.description == ""
+
+
+def test_float_rate_is_kept_exact(tmp_path: Path) -> None:
+    path = write(tmp_path, '[images.x]\nref = "x:1"\nhourly_rate = 0.1\n')
+    rate = load_settings(path).images["x"].hourly_rate
+    assert rate == Decimal("0.1")
+    assert str(rate) == "0.1"
+
+
+def test_durations_and_sizes_in_toml(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[limits]
+min_duration = "1s"
+default_duration = 600
+max_duration = "1h30m"
+max_lifetime = "2d"
+max_memory = "1.5g"
+daily_budget_hours = "12.5"
+
+[redis]
+retention = "36h"
+tls_ca = "/etc/ssl/redis-ca.pem"
+""",
+    )
+    s = load_settings(path)
+    assert s.limits.min_duration == timedelta(seconds=1)
+    assert s.limits.default_duration == timedelta(minutes=10)
+    assert s.limits.max_duration == timedelta(minutes=90)
+    assert s.limits.max_lifetime == timedelta(days=2)
+    assert s.limits.max_memory == GIB + 512 * MIB
+    assert s.limits.daily_budget_hours == Decimal("12.5")
+    assert s.redis.retention == timedelta(hours=36)
+    assert s.redis.tls_ca == Path("/etc/ssl/redis-ca.pem")
+
+
+def test_settings_serialise_durations_humanely() -> None:
+    dumped = load_settings().model_dump(mode="json")
+    assert dumped["limits"]["max_duration"] == "8h"
+    assert dumped["reaper"]["warnings"] == ["10m", "2m"]
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_missing_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    use_file(monkeypatch, path)
+    message = config_error()
+    assert message == f"config error in {path}: file not found"
+
+
+def test_unparsable_toml(tmp_path: Path) -> None:
+    path = write(tmp_path, "[redis\nurl = \n")
+    message = config_error(path)
+    assert str(path) in message
+    assert "invalid TOML" in message
+    assert "line 1" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[redis]\nurll = "redis://x"\n', "redis.urll"),
+        ("[limitz]\nmax_duration = 1\n", "limitz"),
+        ("colour = 1\n", "colour"),
+        ('[images.x]\nref = "x:1"\nhourly_rate = "1"\nram = "1g"\n', "images.x.ram"),
+    ],
+)
+def test_unknown_key(tmp_path: Path, text: str, key: str) -> None:
+    path = write(tmp_path, text)
+    message = config_error(path)
+    assert str(path) in message
+    assert f": {key}: unknown key" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ('[limits]\nmax_leases_per_user = "many"\n', "limits.max_leases_per_user", "integer"),
+        ('[docker]\ntls_verify = "maybe"\n', "docker.tls_verify", "boolean"),
+        ('[reaper]\nwarnings = "5m"\n', "reaper.warnings", "list"),
+        ("redis = 5\n", "redis", "dictionary"),
+        ('[limits]\nmax_duration = "forever"\n', "limits.max_duration", "cannot parse duration"),
+        ('[limits]\nmax_memory = "lots"\n', "limits.max_memory", "invalid memory size"),
+        ('[images.x]\nref = "x:1"\nhourly_rate = "cheap"\n', "images.x.hourly_rate", "decimal"),
+        ('[images.x]\nref = "x:1"\n', "images.x.hourly_rate", "Field required"),
+        ('[redis]\nkey_prefix = "has space"\n', "redis.key_prefix", "pattern"),
+        ("[limits]\nmax_leases_per_user = 0\n", "limits.max_leases_per_user", "greater than"),
+        ("[docker]\ntimeout = 0\n", "docker.timeout", "greater than"),
+    ],
+)
+def test_wrong_type_or_value(tmp_path: Path, text: str, key: str, problem: str) -> None:
+    path = write(tmp_path, text)
+    message = config_error(path)
+    assert str(path) in message
+    assert f": {key}: " in message
+    assert problem in message
+
+
+@pytest.mark.parametrize("rate", ['"-0.01"', "-1", "-0.5"])
+def test_negative_rate(tmp_path: Path, rate: str) -> None:
+    path = write(tmp_path, f'[images.x]\nref = "x:1"\nhourly_rate = {rate}\n')
+    message = config_error(path)
+    assert str(path) in message
+    assert "images.x.hourly_rate: Input should be greater than or equal to 0" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            '[limits]\nmin_duration = "2h"\n',
+            "need min_duration <= default_duration <= max_duration",
+        ),
+        ('[limits]\ndefault_duration = "9h"\n', "(got 5m, 9h, 8h)"),
+        ('[limits]\nmax_duration = "30m"\n', "default_duration <= max_duration"),
+        ('[limits]\nmax_lifetime = "1h"\n', "max_lifetime must be at least max_duration"),
+        ('[limits]\nmin_duration = "0s"\n', "min_duration must be positive"),
+    ],
+)
+def test_inconsistent_limits(tmp_path: Path, text: str, problem: str) -> None:
+    path = write(tmp_path, text)
+    message = config_error(path)
+    assert str(path) in message
+    assert ": limits: " in message
+    assert problem in message
+
+
+def test_min_duration_of_one_second_is_valid(tmp_path: Path) -> None:
+    path = write(tmp_path, '[limits]\nmin_duration = "1s"\n')
+    assert load_settings(path).limits.min_duration == timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[images]\n",
+        '[images.Ubuntu]\nref = "u"\nhourly_rate = "1"\n',
+        '[images."has space"]\nref = "u"\nhourly_rate = "1"\n',
+    ],
+)
+def test_bad_catalog(tmp_path: Path, text: str) -> None:
+    message = config_error(write(tmp_path, text))
+    assert ": images: " in message
+
+
+def test_several_problems_reported_as_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[redis]\nurll = 1\n[docker]\ntimeout = -1\nnope = "x"\n')
+    message = config_error(path)
+    assert "(and 2 more problems)" in message
+
+
+def test_bad_env_value_names_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTAINERLEASE_LIMITS_MAX_DURATION", "bogus")
+    message = config_error()
+    assert message.startswith("config error in environment: limits.max_duration: ")
+    assert "cannot parse duration 'bogus'" in message
+
+
+def test_bad_env_value_with_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path, FILE)
+    use_file(monkeypatch, path)
+    monkeypatch.setenv("CONTAINERLEASE_REDIS_SOCKET_TIMEOUT", "-3")
+    message = config_error()
+    assert f"{path} (or CONTAINERLEASE_* environment)" in message
+    assert "redis.socket_timeout" in message
+
+
+def test_errors_never_show_a_redis_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTAINERLEASE_REDIS_URL", "redis://u:hunter2@host/0")
+    monkeypatch.setenv("CONTAINERLEASE_REDIS_KEY_PREFIX", "bad prefix")
+    assert "hunter2" not in config_error()
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[docker]\nnetwork = "caf\xe9"\n')
+    message = config_error(path)
+    assert message == f"config error in {path}: not UTF-8 text"
+
+
+def test_image_name_with_trailing_newline(tmp_path: Path) -> None:
+    config_error(write(tmp_path, '[images."busy\\n"]\nref = "x"\nhourly_rate = "1"\n'))
+
+
+# --- redaction -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("redis://user:s3cret@host:6379/0", "redis://user:***@host:6379/0"),
+        ("redis://:s3cret@host/0", "redis://:***@host/0"),
+        (
+            "rediss://app:p%40ss@redis.example.com:6380/0",
+            "rediss://app:***@redis.example.com:6380/0",
+        ),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://user@host/0", "redis://user@host/0"),
+        ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock"),
+        ("tcp://docker.example.com:2376", "tcp://docker.example.com:2376"),
+    ],
+)
+def test_redact_url(url: str, redacted: str) -> None:
+    assert redact_url(url) == redacted
+
+
+def test_redact_url_never_leaks() -> None:
+    for url in ["redis://u:topsecret@h/0?ssl_cert_reqs=none", "rediss://default:topsecret@h:1"]:
+        assert "topsecret" not in redact_url(url)
+        assert "***" in redact_url(url)
+
+
+def test_redact_url_ipv6() -> None:
+    assert redact_url("redis://u:pw@[::1]:6379/0") == "redis://u:***@[::1]:6379/0"
+
+
+def test_redact_url_bad_port() -> None:
+    assert "pw" not in redact_url("redis://u:pw@host:notaport/0")
+
+
+@pytest.mark.parametrize(
+    "url", ["u:pw@host", "redis://u:pw@h@st/0", "redis://u:p:w@host/0", "redis://u:pw@/0"]
+)
+def test_redact_url_odd_urls(url: str) -> None:
+    assert "pw" not in redact_url(url)
+    assert "p:w" not in redact_url(url)
+
+
+# --- the README's reference stays in step with the code ------------------------------------
+
+
+def _readme(repo_root: Path) -> str:
+    return (repo_root / "README.md").read_text()
+
+
+def test_readme_documents_every_field(repo_root: Path) -> None:
+    readme = _readme(repo_root)
+    sections = {
+        "[redis]": RedisSettings,
+        "[docker]": DockerSettings,
+        "[images.NAME]": ImageSpec,
+        "[limits]": LimitSettings,
+        "[reaper]": ReaperSettings,
+        "[security]": SecuritySettings,
+    }
+    for heading, model in sections.items():
+        start = readme.index(f"### `{heading}`")
+        end = readme.find("\n### ", start + 1)
+        table = readme[start : end if end != -1 else len(readme)]
+        for name in model.model_fields:
+            assert f"| `{name}` |" in table, f"README lacks {heading} {name}"
+
+
+def test_readme_example_config_loads(repo_root: Path, tmp_path: Path) -> None:
+    readme = _readme(repo_root)
+    start = readme.index("```toml\n") + len("```toml\n")
+    example = readme[start : readme.index("```", start)]
+    s = load_settings(write(tmp_path, example))
+    assert s.limits.max_lifetime == timedelta(days=3)
+    assert "python" in s.images
