@@ -1,0 +1,750 @@
+"""The ContainerLease terminal app: a thin shell over LeaseService and the Reaper.
+
+Workers do the I/O (opening the service, following the event stream, health checks, the in-app
+reaper, provisioning and other actions) and only post messages; the ``@on`` handlers below own
+the state. Every exception a worker meets becomes a toast or the banner: the app stays up while
+Redis or Docker are down and recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import random
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import DataTable
+from textual.worker import Worker, WorkerState
+
+from containerlease_tui.config import Settings, redact_url
+from containerlease_tui.models import EventType, Lease, LeaseEvent, LeaseStatus, utcnow
+from containerlease_tui.tui.formatting import lease_label
+from containerlease_tui.tui.messages import (
+    ActionDone,
+    HealthChanged,
+    ImagesLoaded,
+    LeasesLoaded,
+    ProvisionFinished,
+    ProvisionStatus,
+    PullProgressed,
+    ReaperStateChanged,
+    RedisLost,
+    ServiceFailed,
+    ServiceReady,
+)
+from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen, HelpScreen, MainScreen
+from containerlease_tui.tui.widgets import LogPane, ProvisionForm
+from containerlease_tui.tui.widgets.lease_table import LeasesPane
+
+if TYPE_CHECKING:
+    from containerlease_tui.engine import PullProgress
+    from containerlease_tui.leases import LeaseService, ProvisionRequest
+
+P = ParamSpec("P")
+HERE = Path(__file__).parent
+EVENT_BLOCK_MS = 2000
+"""How long one read of the event stream waits (the store caps it below its socket timeout)."""
+HEALTH_INTERVAL = 5.0
+"""Seconds between health checks while everything is up."""
+REAPER_STOP_TIMEOUT = 5.0
+"""How long quitting waits for the in-app reaper to finish its pass."""
+
+
+class Backoff:
+    """Exponential backoff with jitter, for the retry loops of workers."""
+
+    def __init__(self, base: float = 0.5, cap: float = 15.0) -> None:
+        self.base = base
+        self.cap = cap
+        self.attempt = 0
+
+    def next(self) -> float:
+        """Seconds to wait before the next attempt."""
+        delay = min(self.cap, self.base * 2**self.attempt)
+        self.attempt += 1
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        """Start over after a success."""
+        self.attempt = 0
+
+
+def _while_open(method: Callable[P, None]) -> Callable[P, None]:
+    """Skip a handler once the app is quitting: its widgets may already be gone."""
+
+    @functools.wraps(method)
+    def handler(*args: P.args, **kwargs: P.kwargs) -> None:
+        app = args[0]
+        assert isinstance(app, ContainerLeaseApp)
+        if app.quitting:
+            return
+        method(*args, **kwargs)
+
+    return handler
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+class ContainerLeaseApp(App[None]):
+    """Lease Docker containers from the keyboard: provision, watch, extend, delete, shell in."""
+
+    TITLE = "ContainerLease"
+    CSS_PATH = [
+        HERE / "app.tcss",
+        HERE / "screens" / "main.tcss",
+        HERE / "widgets" / "provision_form.tcss",
+        HERE / "widgets" / "lease_table.tcss",
+        HERE / "widgets" / "log_pane.tcss",
+        HERE / "widgets" / "status_bar.tcss",
+    ]
+    BINDINGS: list[BindingType] = [
+        Binding("n", "new_lease", "New", tooltip="New lease: focus the provision form"),
+        Binding("l", "logs", "Logs", tooltip="Follow the selected lease's output"),
+        Binding("e", "extend", "Extend", tooltip="Extend the selected lease"),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected lease and its container"),
+        Binding("s", "shell", "Shell", tooltip="Open a shell in the selected lease's container"),
+        Binding("r", "restart", "Restart", tooltip="Restart the selected lease's container"),
+        Binding("a", "toggle_all", "All", tooltip="Show my leases or everybody's"),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the leases"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="List every key"),
+        Binding("q", "quit", "Quit", tooltip="Quit (the in-app reaper stops too)"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        service: LeaseService | None = None,
+        user: str | None = None,
+        reaper: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.service: LeaseService | None = None
+        self._given_service = service
+        self._user = user
+        self.reaper_enabled = reaper
+        self.clock = clock
+        self._reaper_stop = asyncio.Event()
+        self._reaper_worker: Worker[None] | None = None
+        self._redis: tuple[bool | None, str] = (None, "")
+        self._docker: tuple[bool | None, str] = (None, "")
+        self._connect_error = ""
+        self._toasted: set[tuple[str, str]] = set()
+        self._quitting = False
+        self._reaper_error: str | None = None
+
+    # --- screens ---------------------------------------------------------------------------
+
+    @property
+    def quitting(self) -> bool:
+        """True from the moment the app starts to quit (handlers then leave the UI alone)."""
+        return self._quitting or not self.is_running or bool(getattr(self, "_exit", False))
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen(self.settings)
+
+    @property
+    def main(self) -> MainScreen:
+        """The main screen (whatever modal is on top of it)."""
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def on_ready(self) -> None:
+        """Start once the main screen is composed: the clock, then the service (in a worker)."""
+        self.main.status.user = self._user or (
+            self._given_service.user if self._given_service else ""
+        )
+        self.main.status.in_app_reaper = None
+        self._tick()
+        self.set_interval(1.0, self._tick)
+        if self._given_service is not None:
+            self.post_message(ServiceReady(self._given_service))
+        else:
+            self._connect()
+
+    @_while_open
+    def _tick(self) -> None:
+        now = self.clock()
+        self.main.status.now = now
+        self.main.leases.tick(now)
+
+    # --- workers ---------------------------------------------------------------------------
+
+    @work(group="connect", exclusive=True, exit_on_error=False)
+    async def _connect(self) -> None:
+        """Open the service (retrying with backoff); never in compose."""
+        from containerlease_tui.leases import LeaseService
+
+        backoff = Backoff()
+        while True:
+            try:
+                opened: Any = LeaseService.open(self.settings, self._user)
+                if inspect.isawaitable(opened):
+                    opened = await opened
+                self.post_message(ServiceReady(opened))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next()
+                self.post_message(ServiceFailed(_short(exc), delay))
+                await asyncio.sleep(delay)
+
+    @work(group="events", exclusive=True, exit_on_error=False)
+    async def _follow_events(self, service: LeaseService) -> None:
+        """Read the event stream and reload the leases whenever it moves."""
+        backoff = Backoff()
+        after: str | None = None
+        while True:
+            try:
+                if after is None:
+                    after = await self._last_event_id(service)
+                    leases = await service.list(all_users=True)
+                    self.post_message(LeasesLoaded(leases))
+                    backoff.reset()
+                events = await service.events(after=after, block_ms=EVENT_BLOCK_MS)
+                if events:
+                    after = events[-1].id or after
+                    leases = await service.list(all_users=True)
+                    self.post_message(LeasesLoaded(leases, list(events)))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                after = None
+                delay = backoff.next()
+                self.post_message(RedisLost(_short(exc), delay))
+                await asyncio.sleep(delay)
+
+    @staticmethod
+    async def _last_event_id(service: LeaseService) -> str:
+        last = getattr(service.store, "last_event_id", None)
+        if last is None:
+            return "$"
+        return str(await last())
+
+    @work(group="health", exclusive=True, exit_on_error=False)
+    async def _watch_health(self, service: LeaseService) -> None:
+        """Ping Redis and Docker, count live reapers; retry sooner while something is down."""
+        backoff = Backoff(base=1.0, cap=HEALTH_INTERVAL * 3)
+        while True:
+            try:
+                report = await service.health()
+                reapers: int | None = None
+                if report.redis_ok:
+                    with contextlib.suppress(Exception):
+                        reapers = len(await service.store.reapers())
+                self.post_message(
+                    HealthChanged(
+                        report.redis_ok,
+                        report.redis_detail,
+                        report.docker_ok,
+                        report.docker_detail,
+                        reapers,
+                    )
+                )
+                healthy = report.redis_ok and report.docker_ok
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.post_message(HealthChanged(False, _short(exc), False, _short(exc)))
+                healthy = False
+            if healthy:
+                backoff.reset()
+                await asyncio.sleep(HEALTH_INTERVAL)
+            else:
+                await asyncio.sleep(backoff.next())
+
+    @work(group="images", exclusive=True, exit_on_error=False)
+    async def _load_images(self, service: LeaseService) -> None:
+        """Which catalog images the engine has locally (for the picker)."""
+        try:
+            rows = await service.images()
+        except Exception:
+            return  # the picker keeps "?" for presence; the health check reports Docker
+        self.post_message(ImagesLoaded(rows))
+
+    @work(group="reaper", exclusive=True, exit_on_error=False)
+    async def _run_reaper(self, service: LeaseService) -> None:
+        """The in-app reaper, until the app quits; restarted with backoff if it fails."""
+        from containerlease_tui.reaper import Reaper
+
+        backoff = Backoff(base=1.0, cap=30.0)
+        while not self._reaper_stop.is_set():
+            try:
+                reaper = Reaper(self.settings, service.store, service.engine, mode="in-app")
+                self.post_message(ReaperStateChanged(True))
+                await reaper.run(self._reaper_stop)
+                if self._reaper_stop.is_set():
+                    break
+                raise RuntimeError("the reaper stopped by itself")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.post_message(ReaperStateChanged(False, _short(exc)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._reaper_stop.wait(), backoff.next())
+        self.post_message(ReaperStateChanged(False))
+
+    @work(group="provision", exit_on_error=False)
+    async def _provision(self, service: LeaseService, request: ProvisionRequest) -> None:
+        def progress(report: PullProgress) -> None:
+            self.post_message(PullProgressed(report))
+
+        def status(lease: Lease) -> None:
+            self.post_message(ProvisionStatus(lease))
+
+        try:
+            lease = await service.provision(request, on_progress=progress, on_status=status)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failed = getattr(exc, "lease", None)
+            self.post_message(
+                ProvisionFinished(failed if isinstance(failed, Lease) else None, _short(exc))
+            )
+            return
+        self.post_message(ProvisionFinished(lease))
+
+    @work(group="actions", exit_on_error=False)
+    async def _act(self, service: LeaseService, what: str, lease: Lease, arg: str = "") -> None:
+        """Extend, delete or restart a lease; the outcome is a toast."""
+        try:
+            if what == "extend":
+                done = await service.extend(lease.id, arg)
+                text = f"Extended {done.name} by {arg}: expires {done.expires_at:%H:%M:%S} UTC"
+            elif what == "delete":
+                done = await service.release(lease.id)
+                text = f"Deleted {done.name}: its container is gone"
+            elif what == "restart":
+                done = await service.restart(lease.id)
+                text = f"Restarted {done.name}"
+            else:  # pragma: no cover - programming error
+                raise ValueError(f"unknown action {what}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.post_message(ActionDone(f"Could not {what} {lease.name}: {_short(exc)}", "error"))
+            return
+        self.post_message(ActionDone(text, "information", done))
+
+    # --- message handlers (they own the state) ---------------------------------------------
+
+    @on(ServiceReady)
+    @_while_open
+    def _on_service_ready(self, message: ServiceReady) -> None:
+        service = message.service
+        self.service = service
+        self._connect_error = ""
+        main = self.main
+        main.status.user = service.user
+        main.leases.set_user(service.user)
+        main.form.validator = service.check
+        main.form.validate_form()
+        self._follow_events(service)
+        self._watch_health(service)
+        self._load_images(service)
+        if self.reaper_enabled:
+            self._reaper_worker = self._run_reaper(service)
+        self._update_banner()
+
+    @on(ServiceFailed)
+    @_while_open
+    def _on_service_failed(self, message: ServiceFailed) -> None:
+        self._connect_error = message.error
+        self._update_banner()
+
+    @on(HealthChanged)
+    @_while_open
+    def _on_health(self, message: HealthChanged) -> None:
+        was_docker = self._docker[0]
+        self._redis = (message.redis_ok, message.redis_detail)
+        self._docker = (message.docker_ok, message.docker_detail)
+        status = self.main.status
+        status.redis_ok = message.redis_ok
+        status.docker_ok = message.docker_ok
+        status.reapers = message.reapers
+        if message.docker_ok and was_docker is False and self.service is not None:
+            self._load_images(self.service)
+        self._update_banner()
+
+    @on(RedisLost)
+    @_while_open
+    def _on_redis_lost(self, message: RedisLost) -> None:
+        self._redis = (False, message.error)
+        self.main.status.redis_ok = False
+        self._update_banner()
+
+    @on(LeasesLoaded)
+    @_while_open
+    def _on_leases(self, message: LeasesLoaded) -> None:
+        if self._redis[0] is not True:
+            self._redis = (True, "connected")
+            self.main.status.redis_ok = True
+            self._update_banner()
+        now = self.clock()
+        pane = self.main.leases
+        pane.set_leases(message.leases, now)
+        self._toast_events(message.events, pane)
+        self._check_followed(pane)
+
+    @on(ImagesLoaded)
+    @_while_open
+    def _on_images(self, message: ImagesLoaded) -> None:
+        self.main.form.set_images(message.rows)
+
+    @on(ProvisionStatus)
+    @_while_open
+    def _on_provision_status(self, message: ProvisionStatus) -> None:
+        self.main.form.show_status(message.lease)
+        self.main.leases.update_lease(message.lease, self.clock())
+
+    @on(PullProgressed)
+    @_while_open
+    def _on_pull(self, message: PullProgressed) -> None:
+        self.main.form.show_progress(message.progress)
+
+    @on(ProvisionFinished)
+    @_while_open
+    def _on_provisioned(self, message: ProvisionFinished) -> None:
+        lease, error = message.lease, message.error
+        form = self.main.form
+        if lease is not None:
+            self.main.leases.update_lease(lease, self.clock())
+        if error is None and lease is not None:
+            form.finish(f"{lease.name} is running")
+            self.notify(f"{lease_label(lease)} is running", title="Lease ready")
+            self.main.leases.table.select_lease(lease.id)
+            return
+        form.finish(error or "provision failed")
+        if lease is not None:
+            if ("failed", lease.id) in self._toasted:
+                return
+            self._toasted.add(("failed", lease.id))
+        reason = (error or "").removeprefix("provision failed: ")
+        self.notify(f"provision failed: {reason}", severity="error", timeout=10)
+
+    @on(ActionDone)
+    @_while_open
+    def _on_action_done(self, message: ActionDone) -> None:
+        if message.lease is not None:
+            self.main.leases.update_lease(message.lease, self.clock())
+        self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+
+    @on(ReaperStateChanged)
+    @_while_open
+    def _on_reaper_state(self, message: ReaperStateChanged) -> None:
+        self.main.status.in_app_reaper = message.running
+        if message.error and message.error != self._reaper_error:
+            self.notify(f"In-app reaper failed (restarting): {message.error}", severity="error")
+        self._reaper_error = message.error
+
+    @on(ProvisionForm.Submitted)
+    @_while_open
+    def _on_provision_submitted(self, message: ProvisionForm.Submitted) -> None:
+        if self.service is None:
+            self.notify("Not connected yet: try again in a moment", severity="warning")
+            return
+        self.main.form.show_status_text("submitting…")
+        self._provision(self.service, message.request)
+
+    @on(DataTable.RowSelected, "#lease-table")
+    @_while_open
+    def _on_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_logs()
+
+    # --- toasts ----------------------------------------------------------------------------
+
+    def _toast_events(self, events: Iterable[LeaseEvent], pane: LeasesPane) -> None:
+        user = self.service.user if self.service else self._user
+        for event in events:
+            lease = pane.leases.get(event.lease)
+            if lease is None or lease.owner != user:
+                continue
+            if event.type is EventType.EXPIRING:
+                left = max(0.0, (lease.expires_at - event.at).total_seconds())
+                when = f"{round(left / 60)} min" if left >= 60 else f"{int(left)} s"
+                self.notify(
+                    f"{lease.name} expires in {when} — press e to extend",
+                    title="Expiring",
+                    severity="warning",
+                    timeout=15,
+                )
+            elif event.type in (EventType.EXPIRED, EventType.REAPED):
+                if ("reaped", lease.id) in self._toasted:
+                    continue
+                self._toasted.add(("reaped", lease.id))
+                self.notify(f"{lease.name} reaped: its lease expired", title="Reaped")
+            elif event.type is EventType.FAILED:
+                if ("failed", lease.id) in self._toasted:
+                    continue
+                self._toasted.add(("failed", lease.id))
+                reason = event.detail or lease.error or "unknown reason"
+                self.notify(
+                    f"{lease.name}: provision failed: {reason}", severity="error", timeout=10
+                )
+
+    def _check_followed(self, pane: LeasesPane) -> None:
+        """Keep the log pane's lease current; follow again once its container (re)starts."""
+        logs = self.main.logs
+        shown = logs.lease
+        if shown is None or self.service is None:
+            return
+        current = pane.leases.get(shown.id)
+        if current is None or current == shown:
+            return
+        started = current.status is LeaseStatus.RUNNING and current.docker_id is not None
+        if started and (shown.docker_id is None or logs.ended is not None):
+            logs.follow(self.service, current)
+        else:
+            logs.lease = current
+
+    # --- banner ----------------------------------------------------------------------------
+
+    def _update_banner(self) -> None:
+        problems: list[Content] = []
+        if self.service is None and self._connect_error:
+            problems.append(
+                Content.from_markup("[b]Cannot start:[/b] $error", error=self._connect_error)
+            )
+        redis_ok, redis_detail = self._redis
+        if redis_ok is False:
+            problems.append(
+                Content.from_markup(
+                    "[b]Redis is down[/b] — leases cannot be listed or changed; retrying. $detail",
+                    detail=redis_detail or redact_url(self.settings.redis.url),
+                )
+            )
+        docker_ok, docker_detail = self._docker
+        if docker_ok is False:
+            problems.append(
+                Content.from_markup(
+                    "[b]Docker is down[/b] — containers cannot be created or removed; retrying. "
+                    "$detail",
+                    detail=docker_detail or "unreachable",
+                )
+            )
+        self.main.show_banner(Content("\n").join(problems) if problems else None)
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _selected(self) -> Lease | None:
+        lease = self.main.leases.table.selected
+        if lease is None:
+            self.notify("Select a lease first", severity="warning")
+        return lease
+
+    def _need_service(self) -> LeaseService | None:
+        if self.service is None:
+            self.notify("Not connected yet", severity="warning")
+        return self.service
+
+    def action_new_lease(self) -> None:
+        """Focus the provision form."""
+        self.main.form.focus_first()
+
+    def action_logs(self) -> None:
+        """Follow the selected lease's output in the log pane."""
+        lease = self._selected()
+        service = self._need_service()
+        if lease is None or service is None:
+            return
+        logs: LogPane = self.main.logs
+        logs.follow(service, lease)
+        logs.focus_view()
+
+    def action_extend(self) -> None:
+        """Ask how long to extend the selected lease by, then extend it."""
+        lease = self._selected()
+        service = self._need_service()
+        if lease is None or service is None:
+            return
+        if not lease.status.is_active:
+            self.notify(f"{lease.name} is {lease.status.value}: cannot extend", severity="warning")
+            return
+
+        def done(by: str | None) -> None:
+            if by:
+                self._act(service, "extend", lease, by)
+
+        self.push_screen(ExtendScreen(lease, self.settings.limits, self.clock()), done)
+
+    def action_delete(self) -> None:
+        """Delete the selected lease (after confirming)."""
+        lease = self._selected()
+        service = self._need_service()
+        if lease is None or service is None:
+            return
+        if lease.status.is_terminal:
+            self.notify(f"{lease.name} is already {lease.status.value}", severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._act(service, "delete", lease)
+
+        question = Content.from_markup(
+            "Delete [b]$lease[/b] ($image, $owner)?\n"
+            "Its container $container is removed; this cannot be undone.",
+            lease=lease_label(lease),
+            image=lease.image,
+            owner=lease.owner,
+            container=lease.short_docker_id or "(none)",
+        )
+        self.push_screen(ConfirmScreen("Delete lease", question), done)
+
+    def action_restart(self) -> None:
+        """Restart the selected lease's container."""
+        lease = self._selected()
+        service = self._need_service()
+        if lease is None or service is None:
+            return
+        self._act(service, "restart", lease)
+        self.notify(f"Restarting {lease.name}…")
+
+    async def action_shell(self) -> None:
+        """Suspend the app and open an interactive shell in the selected lease's container."""
+        lease = self._selected()
+        service = self._need_service()
+        if lease is None or service is None:
+            return
+        if lease.status is not LeaseStatus.RUNNING or not lease.docker_id:
+            self.notify(f"{lease.name} is {lease.status.value}: no shell", severity="warning")
+            return
+        try:
+            # No repaint while the shell owns the terminal (workers keep running meanwhile).
+            with self.suspend(), self.batch_update():
+                code = await service.shell(lease)
+        except Exception as exc:
+            self.notify(f"Shell failed: {_short(exc)}", severity="error")
+            return
+        self.refresh(layout=True)
+        self.notify(f"Shell in {lease.name} exited ({code})")
+
+    def action_toggle_all(self) -> None:
+        """Show everybody's leases, or only mine."""
+        pane = self.main.leases
+        pane.show_all = not pane.show_all
+
+    def action_filter(self) -> None:
+        """Filter the leases by text."""
+        self.main.leases.focus_filter()
+
+    def action_help(self) -> None:
+        """Show every key."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.help_sections()))
+
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """The keys of each part of the app, from their bindings."""
+
+        def rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+            out: dict[str, list[str]] = {}
+            for binding in bindings:
+                if not isinstance(binding, Binding) or not binding.description:
+                    continue
+                keys = binding.key_display or binding.key.replace(",", ", ")
+                out.setdefault(binding.tooltip or binding.description, []).append(keys)
+            return [(", ".join(keys), what) for what, keys in out.items()]
+
+        return [
+            ("Everywhere", rows(self.BINDINGS)),
+            (
+                "Leases table",
+                [
+                    ("↑ ↓, click", "select a lease"),
+                    ("enter", "follow the selected lease's logs"),
+                ],
+            ),
+            ("Logs pane (after l)", rows(LogPane.BINDINGS)),
+            (
+                "Provision form (after n)",
+                [
+                    ("tab, shift+tab", "next / previous field"),
+                    ("enter", "provision (when the form is valid)"),
+                ],
+            ),
+            (
+                "Dialogs and the rest",
+                [
+                    ("y / n, escape", "confirm / cancel"),
+                    ("ctrl+p", "command palette: every action by name"),
+                    ("ctrl+q", "quit"),
+                ],
+            ),
+        ]
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.show and binding.action != "quit":
+                action = binding.action
+                yield SystemCommand(
+                    f"{binding.description} ({binding.key_display or binding.key})",
+                    binding.tooltip or binding.description,
+                    lambda action=action: self.run_action(action),  # type: ignore[misc]
+                )
+        logs = self.main.logs
+        for binding in LogPane.BINDINGS:
+            if isinstance(binding, Binding):
+                action = binding.action
+                yield SystemCommand(
+                    f"Logs: {binding.description} ({binding.key})",
+                    binding.tooltip or binding.description,
+                    lambda action=action: logs.run_action(action),  # type: ignore[misc]
+                )
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Stop the in-app reaper (letting it finish a removal) and quit."""
+        await self._stop_reaper()
+        self.exit()
+
+    async def _stop_reaper(self) -> None:
+        self._quitting = True
+        self._reaper_stop.set()
+        worker = self._reaper_worker
+        if worker is not None and worker.state in (WorkerState.PENDING, WorkerState.RUNNING):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.wait(), REAPER_STOP_TIMEOUT)
+
+    async def on_unmount(self) -> None:
+        self._reaper_stop.set()
+        if self.service is not None and self._given_service is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.service.close(), 5.0)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    service: LeaseService | None = None,
+    user: str | None = None,
+    reaper: bool = True,
+    clock: Callable[[], datetime] = utcnow,
+) -> ContainerLeaseApp:
+    """The app the CLI runs: ``create_app(settings, reaper=not no_reaper).run()``.
+
+    ``service``: an open :class:`LeaseService` to use (tests); by default the app opens one in a
+    worker and closes it on exit. ``user``: act as this user (default: the OS user).
+    ``reaper``: run a reaper inside the app. ``clock``: what "now" is (countdowns, costs).
+    """
+    return ContainerLeaseApp(settings, service=service, user=user, reaper=reaper, clock=clock)

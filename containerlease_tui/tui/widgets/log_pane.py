@@ -1,0 +1,312 @@
+"""The log pane: follows one lease's container output, with pause, filter, wrap, save and copy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Input, RichLog, Static
+
+from containerlease_tui.models import Lease
+from containerlease_tui.tui.messages import LogLines, LogStreamEnded
+
+if TYPE_CHECKING:
+    from containerlease_tui.leases import LeaseService
+
+MAX_LINES = 10_000
+"""Lines kept per lease; older ones drop."""
+BATCH_SECONDS = 0.05
+"""How long the follower gathers a burst of lines into one message."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_OSC = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+
+
+def clean_line(line: str) -> str:
+    """One line as plain text: colours and other terminal control codes removed."""
+    line = line.rstrip("\r\n")
+    if "\x1b" in line:
+        line = Text.from_ansi(_OSC.sub("", line)).plain
+    return _CONTROL.sub("", line)
+
+
+def compile_filter(text: str) -> re.Pattern[str] | None:
+    """A case-insensitive regex; text that is not a valid regex is matched literally."""
+    if not text:
+        return None
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error:
+        return re.compile(re.escape(text), re.IGNORECASE)
+
+
+class LogPane(Vertical):
+    """Output of the selected lease's container, followed live in a worker."""
+
+    BINDINGS = [
+        Binding("p", "toggle_pause", "Pause", tooltip="Pause / resume following"),
+        Binding("f", "filter", "Filter", tooltip="Filter by text or regex, matches highlighted"),
+        Binding("w", "toggle_wrap", "Wrap", tooltip="Wrap long lines on / off"),
+        Binding("ctrl+s", "save", "Save", tooltip="Save to ./containerlease-<id>.log"),
+        Binding("c", "copy", "Copy", tooltip="Copy the shown lines to the clipboard"),
+    ]
+
+    COMPONENT_CLASSES = {"log-pane--match"}
+
+    lease: reactive[Lease | None] = reactive(None)
+    paused: reactive[bool] = reactive(False)
+    wrap: reactive[bool] = reactive(False)
+    filter_text: reactive[str] = reactive("")
+    ended: reactive[str | None] = reactive(None)
+    """Why following stopped (None: still following)."""
+    unseen: reactive[int] = reactive(0)
+    """Lines that arrived while paused."""
+
+    def __init__(self, *, id: str | None = None, max_lines: int = MAX_LINES) -> None:
+        super().__init__(id=id)
+        self.max_lines = max_lines
+        self.lines: deque[str] = deque(maxlen=max_lines)
+        self._pattern: re.Pattern[str] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="log-title")
+        yield Input(
+            id="log-filter", placeholder="filter: text or regex (enter: done)", compact=True
+        )
+        yield RichLog(id="log-view", max_lines=self.max_lines, wrap=False, min_width=20)
+
+    @property
+    def view(self) -> RichLog:
+        """The bounded log view."""
+        return self.query_one("#log-view", RichLog)
+
+    # --- following -------------------------------------------------------------------------
+
+    def follow(self, service: LeaseService, lease: Lease) -> None:
+        """Show ``lease``'s output, following it; replaces whatever was followed before."""
+        self.lines.clear()
+        self.view.clear()
+        self.unseen = 0
+        self.ended = None
+        self.lease = lease
+        if lease.docker_id:
+            self._stream(service, lease)
+        else:
+            self.stop()  # nothing to read yet: the app follows again once the container exists
+
+    def stop(self) -> None:
+        """Stop following (the lease is gone)."""
+        self.workers.cancel_group(self, "logs")
+
+    @work(exclusive=True, group="logs", exit_on_error=False)
+    async def _stream(self, service: LeaseService, lease: Lease) -> None:
+        pending: list[str] = []
+        wake = asyncio.Event()
+        done = asyncio.Event()
+        errors: list[str] = []
+
+        async def pump() -> None:
+            try:
+                async for line in service.logs(lease, follow=True, tail=self.max_lines):
+                    pending.append(line)
+                    if len(pending) > self.max_lines:
+                        del pending[: -self.max_lines]
+                    wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                errors.append(str(exc) or type(exc).__name__)
+            finally:
+                done.set()
+                wake.set()
+
+        task = asyncio.create_task(pump())
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if not done.is_set():
+                    await asyncio.sleep(BATCH_SECONDS)  # gather a burst into one message
+                if pending:
+                    batch = [clean_line(line) for line in pending]
+                    pending.clear()
+                    self.post_message(LogLines(lease.id, batch))
+                if done.is_set() and not pending:
+                    self.post_message(LogStreamEnded(lease.id, errors[0] if errors else None))
+                    return
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    @on(LogLines)
+    def _on_lines(self, message: LogLines) -> None:
+        message.stop()
+        if self.lease is None or message.lease_id != self.lease.id or not self.is_attached:
+            return
+        self.lines.extend(message.lines)
+        if self.paused:
+            self.unseen += len(message.lines)
+            return
+        self._write(message.lines)
+
+    @on(LogStreamEnded)
+    def _on_ended(self, message: LogStreamEnded) -> None:
+        message.stop()
+        if self.lease is not None and message.lease_id == self.lease.id:
+            self.ended = message.error or "the container's output ended"
+
+    # --- rendering -------------------------------------------------------------------------
+
+    def _matching(self, lines: list[str] | deque[str]) -> list[str]:
+        if self._pattern is None:
+            return list(lines)
+        search = self._pattern.search
+        return [line for line in lines if search(line)]
+
+    def _write(self, lines: list[str] | deque[str]) -> None:
+        shown = self._matching(lines)
+        if not shown:
+            return
+        text = Text("\n").join(Text(line) for line in shown)
+        if self._pattern is not None:
+            style = self.get_component_rich_style("log-pane--match", partial=True)
+            text.highlight_regex(self._pattern, style=style)
+        self.view.write(text, scroll_end=True)
+
+    def _rerender(self) -> None:
+        view = self.view
+        view.clear()
+        view.wrap = self.wrap
+        self._write(self.lines)
+
+    def _title(self) -> None:
+        if self.lease is None:
+            title = "[b]Logs[/b] [dim]— select a lease and press l or enter[/]"
+            self.query_one("#log-title", Static).update(Content.from_markup(title))
+            return
+        parts = []
+        if not self.lease.docker_id and self.lease.status.is_active:
+            parts.append("[$warning]waiting for its container[/]")
+        elif self.ended is not None:
+            parts.append("[$warning]ended[/]: $ended")
+        elif self.paused:
+            parts.append(f"[$warning]paused[/] ({self.unseen} new, p resumes)")
+        else:
+            parts.append("[$success]following[/]")
+        if self.filter_text:
+            parts.append("filter [b]$filter[/b]")
+        if self.wrap:
+            parts.append("wrap")
+        self.query_one("#log-title", Static).update(
+            Content.from_markup(
+                "[b]Logs[/b] $name [dim]$id[/] · " + " · ".join(parts),
+                name=self.lease.name,
+                id=self.lease.id,
+                ended=self.ended or "",
+                filter=self.filter_text,
+            )
+        )
+
+    def watch_lease(self) -> None:
+        self._title()
+
+    def watch_ended(self) -> None:
+        self._title()
+
+    def watch_unseen(self) -> None:
+        self._title()
+
+    def watch_paused(self, paused: bool) -> None:
+        if not paused and self.is_mounted:
+            self.unseen = 0
+            self._rerender()
+        self._title()
+
+    def watch_wrap(self) -> None:
+        if self.is_mounted:
+            self._rerender()
+        self._title()
+
+    def watch_filter_text(self, text: str) -> None:
+        self._pattern = compile_filter(text)
+        if self.is_mounted:
+            self._rerender()
+        self._title()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def action_toggle_pause(self) -> None:
+        """Pause or resume following (lines keep arriving into the buffer)."""
+        self.paused = not self.paused
+
+    def action_toggle_wrap(self) -> None:
+        """Wrap long lines, or scroll sideways."""
+        self.wrap = not self.wrap
+
+    def action_filter(self) -> None:
+        """Show only matching lines (text or regex), highlighting the matches."""
+        filt = self.query_one("#log-filter", Input)
+        filt.add_class("-visible")
+        filt.focus()
+
+    @on(Input.Changed, "#log-filter")
+    def _on_filter(self, event: Input.Changed) -> None:
+        event.stop()
+        self.filter_text = event.value
+
+    @on(Input.Submitted, "#log-filter")
+    def _on_filter_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        if not event.value:
+            event.input.remove_class("-visible")
+        self.view.focus()
+
+    def key_escape(self) -> None:
+        filt = self.query_one("#log-filter", Input)
+        if filt.has_focus:
+            filt.value = ""
+            filt.remove_class("-visible")
+            self.view.focus()
+
+    def save_path(self) -> Path | None:
+        """Where ``ctrl+s`` writes: ./containerlease-<id>.log."""
+        if self.lease is None:
+            return None
+        return Path.cwd() / f"containerlease-{self.lease.id}.log"
+
+    def action_save(self) -> None:
+        """Write every buffered line to ./containerlease-<id>.log."""
+        path = self.save_path()
+        if path is None:
+            self.notify("No lease selected: nothing to save", severity="warning")
+            return
+        try:
+            path.write_text("".join(f"{line}\n" for line in self.lines), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Could not save {path}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"Saved {len(self.lines)} lines to {path}", title="Log saved")
+
+    def action_copy(self) -> None:
+        """Copy the shown (filtered) lines to the clipboard (OSC 52)."""
+        shown = self._matching(self.lines)
+        if not shown:
+            self.notify("Nothing to copy", severity="warning")
+            return
+        self.app.copy_to_clipboard("\n".join(shown))
+        self.notify(f"Copied {len(shown)} lines to the clipboard")
+
+    def focus_view(self) -> None:
+        """Focus the log view, so the pane's keys apply."""
+        self.view.focus()

@@ -1,0 +1,349 @@
+"""The provision form: image, duration, name, CPUs and memory, a live cost estimate, validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
+
+from containerlease_tui.config import ImageSpec, Settings
+from containerlease_tui.durations import (
+    DurationError,
+    check_range,
+    format_duration,
+    parse_duration,
+)
+from containerlease_tui.models import Lease, cost_for, format_memory, parse_memory, validate_name
+from containerlease_tui.tui.formatting import money, rate, size
+
+if TYPE_CHECKING:
+    from containerlease_tui.engine import PullProgress
+    from containerlease_tui.leases import ImageRow, ProvisionRequest
+
+PRESETS = ("30m", "1h", "2h", "4h")
+
+Validator = Callable[["ProvisionRequest"], object]
+"""``LeaseService.check``: raises with a one-line reason when the request is refused."""
+
+
+@dataclass(frozen=True)
+class FormRequest:
+    """What the form holds, as typed (empty strings: use the image's defaults)."""
+
+    image: str
+    duration: str
+    name: str
+    cpus: str
+    memory: str
+
+    def to_request(self) -> ProvisionRequest:
+        """The service's request; empty fields fall back to the image's defaults."""
+        from containerlease_tui.leases import ProvisionRequest
+
+        return ProvisionRequest(
+            image=self.image,
+            duration=self.duration.strip() or None,
+            name=self.name.strip() or None,
+            cpus=self.cpus.strip() or None,
+            memory=self.memory.strip() or None,
+        )
+
+
+def _field_of(error: str) -> str | None:
+    """Which input an error message is about, to mark it invalid."""
+    text = error.lower()
+    for key, field in (
+        ("cpus", "cpus"),
+        ("memory", "memory"),
+        ("name", "name"),
+        ("duration", "duration"),
+    ):
+        if key in text:
+            return field
+    return None
+
+
+class ProvisionForm(VerticalScroll, can_focus=False):
+    """Ask for a new lease; posts :class:`ProvisionForm.Submitted` with a valid request."""
+
+    @dataclass(eq=False)
+    class Submitted(Message):
+        """The user asked to provision this (already validated) request."""
+
+        form: ProvisionForm
+        request: ProvisionRequest
+
+    error: reactive[str] = reactive("")
+    """The first validation problem, or empty when the request is valid."""
+    estimate: reactive[str] = reactive("")
+    """The live cost estimate line."""
+
+    def __init__(self, settings: Settings, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.settings = settings
+        self.validator: Validator | None = None
+        self._present: dict[str, bool | None] = dict.fromkeys(settings.images)
+        self._layers: dict[str, tuple[int, int]] = {}
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        limits = self.settings.limits
+        yield Label("New lease", classes="form-title")
+        yield Select(
+            self._options(),
+            id="image",
+            allow_blank=False,
+            compact=True,
+            prompt="Image",
+        )
+        yield Static(id="image-info")
+        with Horizontal(classes="field"):
+            yield Label("Duration", classes="field-label")
+            yield Input(
+                id="duration",
+                compact=True,
+                placeholder=format_duration(limits.default_duration),
+                tooltip="e.g. 45m, 2h, 1h30m",
+            )
+        with Horizontal(id="presets"):
+            for preset in PRESETS:
+                yield Button(
+                    preset,
+                    id=f"preset-{preset}",
+                    classes="preset",
+                    compact=True,
+                    disabled=not self._in_range(preset),
+                )
+        yield Static(
+            f"allowed {format_duration(limits.min_duration)} to "
+            f"{format_duration(limits.max_duration)}",
+            id="duration-hint",
+        )
+        with Horizontal(classes="field"):
+            yield Label("Name", classes="field-label")
+            yield Input(id="name", compact=True, placeholder="auto", max_length=40)
+        with Horizontal(classes="field"):
+            yield Label("CPUs", classes="field-label")
+            yield Input(id="cpus", compact=True)
+        with Horizontal(classes="field"):
+            yield Label("Memory", classes="field-label")
+            yield Input(id="memory", compact=True)
+        yield Static(id="estimate")
+        yield Static(id="form-error")
+        yield Button("Provision", id="provision", variant="primary", compact=True)
+        yield Static(id="activity")
+        yield ProgressBar(id="pull-bar", show_eta=False)
+        yield Static(id="pull-info")
+
+    def on_mount(self) -> None:
+        self._image_changed()
+
+    # --- catalog ---------------------------------------------------------------------------
+
+    def _options(self) -> list[tuple[Content, str]]:
+        return [
+            (
+                Content.from_markup("$name  [dim]$rate[/]", name=name, rate=rate(spec.hourly_rate)),
+                name,
+            )
+            for name, spec in self.settings.images.items()
+        ]
+
+    def set_images(self, rows: Iterable[ImageRow]) -> None:
+        """Whether each image is present locally (from ``LeaseService.images``)."""
+        for row in rows:
+            self._present[row.name] = row.present
+        self._show_image_info()
+
+    @property
+    def image(self) -> str:
+        """The chosen catalog image."""
+        value = self.query_one("#image", Select).value
+        return value if isinstance(value, str) else next(iter(self.settings.images))
+
+    @property
+    def spec(self) -> ImageSpec:
+        """The chosen image's catalog entry."""
+        return self.settings.images[self.image]
+
+    def _show_image_info(self) -> None:
+        spec = self.spec
+        present = self._present.get(self.image)
+        where = {True: "[$success]local[/]", False: "[$warning]will pull[/]", None: "[dim]?[/]"}[
+            present
+        ]
+        self.query_one("#image-info", Static).update(
+            Content.from_markup(
+                f"$desc\n[dim]$rate ·[/] {where}",
+                desc=spec.description or spec.ref,
+                rate=rate(spec.hourly_rate),
+            )
+        )
+
+    def _image_changed(self) -> None:
+        spec = self.spec
+        self.query_one("#cpus", Input).placeholder = f"{spec.cpus:g}"
+        self.query_one("#memory", Input).placeholder = format_memory(spec.memory)
+        self._show_image_info()
+        self.validate_form()
+
+    # --- validation ------------------------------------------------------------------------
+
+    def _in_range(self, text: str) -> bool:
+        limits = self.settings.limits
+        try:
+            check_range(parse_duration(text), limits.min_duration, limits.max_duration)
+        except DurationError:
+            return False
+        return True
+
+    def values(self) -> FormRequest:
+        """The form's fields as typed."""
+        return FormRequest(
+            image=self.image,
+            duration=self.query_one("#duration", Input).value,
+            name=self.query_one("#name", Input).value,
+            cpus=self.query_one("#cpus", Input).value,
+            memory=self.query_one("#memory", Input).value,
+        )
+
+    def _local_check(self, form: FormRequest) -> None:
+        """What can be checked without the service (raises ValueError)."""
+        limits = self.settings.limits
+        if form.name.strip():
+            validate_name(form.name.strip())
+        if form.cpus.strip():
+            try:
+                cpus = float(form.cpus)
+            except ValueError:
+                raise ValueError(f"invalid cpus {form.cpus.strip()[:20]!r}: use a number") from None
+            if not 0.01 <= cpus <= limits.max_cpus:
+                raise ValueError(f"cpus must be between 0.01 and {limits.max_cpus:g}")
+        if form.memory.strip() and parse_memory(form.memory) > limits.max_memory:
+            raise ValueError(f"memory must be at most {format_memory(limits.max_memory)}")
+
+    def validate_form(self) -> bool:
+        """Recompute the estimate and the first error; mark the offending input."""
+        form = self.values()
+        limits = self.settings.limits
+        error = ""
+        duration: timedelta | None = None
+        try:
+            duration = (
+                parse_duration(form.duration) if form.duration.strip() else limits.default_duration
+            )
+            check_range(duration, limits.min_duration, limits.max_duration)
+        except DurationError as exc:
+            error = str(exc)
+            duration = None
+        if duration is not None:
+            cost = cost_for(self.spec.hourly_rate, duration)
+            self.estimate = (
+                f"Estimate [b]{money(cost)}[/b] [dim]for {format_duration(duration)} at "
+                f"{rate(self.spec.hourly_rate)}[/]"
+            )
+        else:
+            self.estimate = "Estimate [dim]—[/]"
+        if not error:
+            try:
+                if self.validator is not None:
+                    self.validator(form.to_request())
+                else:
+                    self._local_check(form)
+            except Exception as exc:  # the service's InvalidInput, or a local ValueError
+                error = str(exc) or type(exc).__name__
+        self.error = error
+        bad = _field_of(error) if error else None
+        for field in ("duration", "name", "cpus", "memory"):
+            self.query_one(f"#{field}", Input).set_class(field == bad, "-invalid")
+        return not error
+
+    def watch_error(self, error: str) -> None:
+        label = self.query_one("#form-error", Static)
+        label.update(Content(error))
+        label.display = bool(error)
+        self.query_one("#provision", Button).disabled = bool(error)
+
+    def watch_estimate(self, estimate: str) -> None:
+        self.query_one("#estimate", Static).update(Content.from_markup(estimate))
+
+    @on(Select.Changed, "#image")
+    def _on_image(self) -> None:
+        self._image_changed()
+
+    @on(Input.Changed)
+    def _on_input(self, event: Input.Changed) -> None:
+        event.stop()
+        self.validate_form()
+
+    @on(Button.Pressed, ".preset")
+    def _on_preset(self, event: Button.Pressed) -> None:
+        event.stop()
+        duration = self.query_one("#duration", Input)
+        duration.value = str(event.button.label)
+        duration.focus()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#provision")
+    def _on_submit(self, event: Message) -> None:
+        event.stop()
+        self.submit()
+
+    def submit(self) -> bool:
+        """Post :class:`Submitted` if the form is valid; returns whether it was."""
+        if not self.validate_form():
+            self.app.bell()
+            return False
+        self.post_message(self.Submitted(self, self.values().to_request()))
+        self.query_one("#name", Input).value = ""
+        return True
+
+    def focus_first(self) -> None:
+        """Put the cursor in the form (the ``n`` key)."""
+        self.query_one("#image", Select).focus()
+
+    # --- provisioning feedback -------------------------------------------------------------
+
+    def show_status_text(self, text: str) -> None:
+        """A line about what provisioning is doing."""
+        self.query_one("#activity", Static).update(Content(text))
+
+    def show_status(self, lease: Lease) -> None:
+        """A lease started from this form moved on."""
+        self.show_status_text(f"{lease.name}: {lease.status.value}…")
+        if lease.status.value == "pulling":
+            self._layers.clear()
+            self.add_class("-pulling")
+
+    def show_progress(self, progress: PullProgress) -> None:
+        """One pull progress report (per layer) from the engine."""
+        self.add_class("-pulling")
+        if progress.layer:
+            self._layers[progress.layer] = (progress.current, progress.total)
+        current = sum(c for c, _ in self._layers.values())
+        total = sum(t for _, t in self._layers.values())
+        bar = self.query_one("#pull-bar", ProgressBar)
+        bar.update(total=total or None, progress=current)
+        layers = (
+            f"layers {progress.layers_done}/{progress.layers_total}"
+            if progress.layers_total
+            else progress.status
+        )
+        amount = f" · {size(current)} / {size(total)}" if total else ""
+        self.query_one("#pull-info", Static).update(Content(f"{layers}{amount}"))
+
+    def finish(self, text: str) -> None:
+        """Provisioning ended: hide the progress bar and say how it went."""
+        self.remove_class("-pulling")
+        self._layers.clear()
+        self.query_one("#activity", Static).update(Content(text))
