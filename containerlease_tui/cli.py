@@ -7,10 +7,12 @@ are one line on stderr: exit 2 for bad usage or input, 1 for a runtime failure; 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -23,6 +25,7 @@ from containerlease_tui.config import ConfigError, Settings, load_settings
 from containerlease_tui.models import Lease, format_memory, utcnow
 
 if TYPE_CHECKING:
+    from containerlease_tui.engine import PullProgress
     from containerlease_tui.leases import LeaseService
 
 T = TypeVar("T")
@@ -50,10 +53,20 @@ def _run(settings: Settings, work: Callable[[LeaseService], Awaitable[T]]) -> T:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except BrokenPipeError:  # `containerlease logs X -f | head`: the reader has had enough
+        _quiet_stdout()
+        sys.exit(0)
     except Exception as exc:  # the promise: never a traceback
         if os.environ.get("CONTAINERLEASE_DEBUG"):
             raise
         _fail(f"internal error: {type(exc).__name__}: {str(exc)[:200]}", 1)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _ago_or_left(seconds: float) -> str:
@@ -93,6 +106,52 @@ def _echo_lease(lease: Lease, as_json: bool) -> None:
         click.echo(_table([lease], utcnow()))
         if lease.error:
             click.echo(f"error: {lease.error}")
+
+
+class _WaitReport:
+    """``provision --wait`` on a terminal: each step, and a live line while an image is pulled.
+
+    Only on a terminal: a script reading stderr sees nothing but errors.
+    """
+
+    def __init__(self) -> None:
+        self._live = False
+        self._last = 0.0
+        self._layers: dict[str, tuple[int, int]] = {}
+
+    def status(self, lease: Lease) -> None:
+        self._clear()
+        step = lease.status.value + (
+            f" {lease.image_ref}" if lease.status.value == "pulling" else ""
+        )
+        click.echo(f"{lease.name} ({lease.id}): {step}", err=True)
+
+    def progress(self, report: PullProgress) -> None:
+        if report.layer and report.total:
+            self._layers[report.layer] = (report.current, report.total)
+        now = time.monotonic()
+        if now - self._last < 0.1:
+            return  # a pull sends hundreds of messages a second
+        self._last = now
+        done = sum(current for current, _ in self._layers.values())
+        total = sum(total for _, total in self._layers.values())
+        line = f"  layers {report.layers_done}/{report.layers_total}"
+        if total:
+            line += f"  {_size(done)} / {_size(total)}"
+        click.echo(f"\r\x1b[2K{line}", err=True, nl=False)
+        self._live = True
+
+    def _clear(self) -> None:
+        if self._live:
+            click.echo("\r\x1b[2K", err=True, nl=False)
+            self._live = False
+
+    def done(self) -> None:
+        self._clear()
+
+
+def _size(value: int) -> str:
+    return humanize.naturalsize(value, binary=True)
 
 
 def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -163,7 +222,16 @@ def provision(
 
     async def work(service: LeaseService) -> Lease:
         if wait:
-            return await service.provision(req)
+            report = _WaitReport() if sys.stderr.isatty() else None
+            try:
+                return await service.provision(
+                    req,
+                    on_progress=report.progress if report else None,
+                    on_status=report.status if report else None,
+                )
+            finally:
+                if report:
+                    report.done()
         lease = await service.submit(req)
         # Provisioning goes on in a detached process: the pending record is already written,
         # so even if that process dies the reaper finds the lease at its deadline.
@@ -323,10 +391,7 @@ def logs(settings: Settings, lease: str, follow: bool, tail: str) -> None:
             out.write(line + "\n")
             out.flush()
 
-    try:
-        _run(settings, work)
-    except BrokenPipeError:  # `containerlease logs X | head`
-        sys.exit(0)
+    _run(settings, work)
 
 
 @cli.command()
@@ -414,9 +479,21 @@ def main() -> None:
     except ConfigError as exc:
         _fail(str(exc), 2)
     try:
-        cli.main(prog_name="containerlease", obj=settings, standalone_mode=True)
+        code = cli.main(prog_name="containerlease", obj=settings, standalone_mode=False)
+    except click.UsageError as exc:
+        # One line, as for every other error; the command's --help has the rest.
+        where = exc.ctx.command_path if exc.ctx else "containerlease"
+        _fail(f"{exc.format_message()} (see {where} --help)", 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        _fail("aborted", 130)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

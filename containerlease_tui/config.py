@@ -8,11 +8,13 @@ key: ``CONTAINERLEASE_REDIS_URL``, ``CONTAINERLEASE_LIMITS_MAX_DURATION``.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Final, Self
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from platformdirs import user_config_dir
 from pydantic import (
@@ -49,6 +51,149 @@ def _memory(value: object) -> int:
 
 Memory = Annotated[int, BeforeValidator(_memory)]
 
+# Every Linux capability (capability(7), up to CAP_CHECKPOINT_RESTORE), without the CAP_ prefix.
+LINUX_CAPABILITIES: Final = frozenset(
+    {
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    }
+)
+
+# An image reference as Docker's distribution/reference grammar has it:
+# [registry[:port]/]path[/path...][:tag][@digest], with a lowercase path.
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_PART = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9A-Fa-f:]+\])(?::[0-9]{{1,5}})?"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}"
+IMAGE_REF: Final = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    rf"(?:@{_DIGEST})?",
+    re.ASCII,
+)
+_NETWORK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
+_OS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}", re.ASCII)
+REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
+
+
+def _capabilities(value: list[str]) -> list[str]:
+    """Capability names checked against Linux's, upper case and without ``CAP_``; no ``ALL``."""
+    names: list[str] = []
+    for raw in value:
+        name = raw.strip().upper().removeprefix("CAP_")
+        if name == "ALL":
+            raise ValueError("ALL is not allowed: it would undo dropping every other capability")
+        if name not in LINUX_CAPABILITIES:
+            raise ValueError(f"unknown Linux capability {raw[:40]!r} (see capabilities(7))")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _check_bind(entry: str) -> str:
+    """``/abs/host:/abs/container[:ro|rw]``; whether the host path is allowed is checked later."""
+    form = "use /host/path:/container/path[:ro|rw]"
+    if any(ord(c) < 32 or c == "," for c in entry):
+        raise ValueError(f"bind mount {entry[:60]!r}: control characters and ',' are not allowed")
+    parts = entry.split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"bind mount {entry[:60]!r}: {form}")
+    host, container = parts[0], parts[1]
+    if not host.startswith("/"):
+        raise ValueError(f"bind mount {entry[:60]!r}: the host path must be absolute ({form})")
+    if not container.startswith("/"):
+        raise ValueError(f"bind mount {entry[:60]!r}: the container path must be absolute ({form})")
+    if not container.strip("/"):
+        raise ValueError(f"bind mount {entry[:60]!r}: cannot mount over the container's /")
+    if len(parts) == 3 and parts[2] not in ("ro", "rw"):
+        raise ValueError(f"bind mount {entry[:60]!r}: the mode must be ro or rw")
+    return entry
+
+
+def _check_redis_url(url: str) -> str:
+    """Scheme, port, database and query of a Redis URL; messages never repeat the URL."""
+    scheme, sep, _rest = url.partition("://")
+    if not sep or scheme not in REDIS_SCHEMES:
+        raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ValueError("the port must be a number from 0 to 65535") from None
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("a unix:// URL needs the socket's path, e.g. unix:///run/redis.sock")
+    else:
+        database = unquote(parts.path).strip("/")
+        if database and not (database.isascii() and database.isdigit()):
+            raise ValueError("the path must be a database number, e.g. /0")
+    if parts.query:
+        _check_redis_query(url, parts.query)
+    return url
+
+
+def _check_redis_query(url: str, query: str) -> None:
+    """Query parameters are handed to redis-py's connection: refuse what it would choke on."""
+    import inspect
+
+    from redis.asyncio import connection
+    from redis.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
+
+    known = set(URL_QUERY_ARGUMENT_PARSERS)
+    for cls in (
+        connection.AbstractConnection,
+        connection.Connection,
+        connection.SSLConnection,
+        connection.UnixDomainSocketConnection,
+    ):
+        known.update(inspect.signature(cls.__init__).parameters)
+    known -= {"self", "kwargs", "args"}
+    for name, _value in parse_qsl(query, keep_blank_values=True):
+        if name not in known:
+            raise ValueError(f"unknown query parameter {name[:40]!r} in the URL")
+    try:
+        parse_url(url)
+    except ValueError:
+        raise ValueError("a query parameter of the URL has an invalid value") from None
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -70,6 +215,17 @@ class RedisSettings(_Section):
     tls_ca: Path | None = None
     """CA bundle used to verify a ``rediss://`` server."""
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_redis_url(value)
+
+    @model_validator(mode="after")
+    def _tls_ca_needs_tls(self) -> Self:
+        if self.tls_ca is not None and not self.url.startswith("rediss://"):
+            raise ValueError("tls_ca is only used with a rediss:// url")
+        return self
+
 
 class DockerSettings(_Section):
     """How to reach the Docker engine."""
@@ -81,9 +237,28 @@ class DockerSettings(_Section):
     cert_path: Path | None = None
     """Folder with ``ca.pem``, ``cert.pem`` and ``key.pem`` for TLS."""
     network: str = "default"
-    """Network mode of leased containers."""
+    """Network mode of leased containers: ``default``, ``bridge``, ``none`` or a network's name.
+
+    ``host`` and ``container:<id>`` are refused: they would share a network namespace (and the
+    host's loopback services, such as Redis) with leased containers.
+    """
     timeout: float = Field(30.0, gt=0)
     """Seconds to wait for an answer from the engine (pulls stream for longer)."""
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        if value == "host":
+            raise ValueError(
+                "host is refused: leased containers would share the host's network namespace "
+                "and reach its loopback services (such as Redis)"
+            )
+        if not _NETWORK.fullmatch(value):
+            raise ValueError(
+                "must be default, bridge, none or a network name (letters, digits, _.-; "
+                "not container:<id>)"
+            )
+        return value
 
 
 class ImageSpec(_Section):
@@ -106,7 +281,38 @@ class ImageSpec(_Section):
     cap_add: list[str] | None = None
     """Capabilities kept for this image; default: ``[security] cap_allowlist``."""
     binds: list[str] = Field(default_factory=list)
-    """Host bind mounts ``/host/path:/container/path[:ro]``; host paths must be allowlisted."""
+    """Host bind mounts ``/host/path:/container/path[:ro|rw]``; host paths must be allowlisted."""
+    init: bool = True
+    """Run an init process as PID 1 (reaps zombies, forwards signals); false for images with one."""
+    no_new_privileges: bool = True
+    """Set ``no-new-privileges``; false only for an image that needs setuid binaries to work."""
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        if not IMAGE_REF.fullmatch(value):
+            raise ValueError(
+                "not an image reference such as ubuntu:24.04 or registry.example.com/team/app:1 "
+                "(lowercase repository, optional :tag and @sha256:digest)"
+            )
+        return value
+
+    @field_validator("cap_add")
+    @classmethod
+    def _cap_add(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _capabilities(value)
+
+    @field_validator("binds")
+    @classmethod
+    def _binds(cls, value: list[str]) -> list[str]:
+        targets: set[str] = set()
+        for entry in value:
+            _check_bind(entry)
+            target = "/" + entry.split(":")[1].strip("/")
+            if target in targets:
+                raise ValueError(f"two bind mounts at {target[:60]!r} in the container")
+            targets.add(target)
+        return value
 
     @field_validator("hourly_rate", mode="before")
     @classmethod
@@ -132,7 +338,8 @@ class LimitSettings(_Section):
     max_leases_total: int = Field(50, ge=1)
     """Concurrent active leases on the box."""
     daily_budget_hours: Decimal | None = Field(None, gt=0)
-    """Lease-hours a user may book per UTC day (unset: no budget)."""
+    """Lease-hours a user may book per UTC day (unset: no budget); a failed provision gives
+    its hours back, an early release the hours it did not use."""
     max_cpus: float = Field(4.0, gt=0)
     """Largest CPU limit a user may ask for."""
     max_memory: Memory = 8 * 1024**3
@@ -188,7 +395,35 @@ class SecuritySettings(_Section):
     )
     """Capabilities kept (all others dropped) unless an image overrides it."""
     bind_allowlist: list[Path] = Field(default_factory=list)
-    """Host folders under which bind mounts are allowed."""
+    """Host folders under which bind mounts are allowed (absolute paths, not ``/``)."""
+    service_user: str | None = None
+    """The account a ``sudo`` rule runs ContainerLease as (unset: none).
+
+    When the process runs as this user and ``SUDO_UID`` is set (sudo sets it itself), the acting
+    user is the one who ran sudo, not the service user. See docs/security.md before setting it.
+    """
+
+    @field_validator("cap_allowlist")
+    @classmethod
+    def _cap_allowlist(cls, value: list[str]) -> list[str]:
+        return _capabilities(value)
+
+    @field_validator("bind_allowlist")
+    @classmethod
+    def _bind_allowlist(cls, value: list[Path]) -> list[Path]:
+        for folder in value:
+            if not folder.is_absolute():
+                raise ValueError(f"{str(folder)[:60]!r} must be an absolute path")
+            if not os.path.normpath(folder).strip("/"):
+                raise ValueError("/ would allow every host path, the Docker socket included")
+        return value
+
+    @field_validator("service_user")
+    @classmethod
+    def _service_user(cls, value: str | None) -> str | None:
+        if value is not None and not _OS_NAME.fullmatch(value):
+            raise ValueError("must be a user name (letters, digits, _.-; at most 32)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -231,8 +466,6 @@ class Settings(BaseSettings):
     @field_validator("images")
     @classmethod
     def _image_names(cls, value: dict[str, ImageSpec]) -> dict[str, ImageSpec]:
-        import re
-
         for name in value:
             if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,39}", name, re.ASCII):
                 raise ValueError(f"image name {name!r} must be lowercase letters, digits, _.-")
@@ -269,19 +502,56 @@ def config_path() -> Path | None:
     return default if default.is_file() else None
 
 
+# Query parameters whose value is a secret (redis-py passes unknown ones on, e.g. password=).
+_SECRET_PARAM = re.compile(
+    r"(?i)(?:^|_)(?:pass|passwd|password|pwd|secret|token|auth|credentials?|key|apikey)$"
+)
+_QUERY_PAIR = re.compile(r"(?<=[?&;#])([^&;=#]*)=([^&;#]*)")
+
+
+def _redact_query(tail: str) -> str:
+    """``/0?password=s&db=1`` → ``/0?password=***&db=1`` (the fragment too, should it hold one)."""
+    start = min((i for i in (tail.find("?"), tail.find("#")) if i >= 0), default=-1)
+    if start < 0:
+        return tail
+
+    def hide(match: re.Match[str]) -> str:
+        name = unquote(match.group(1))
+        if _SECRET_PARAM.search(name):
+            return f"{match.group(1)}=***"
+        return match.group(0)
+
+    return tail[:start] + _QUERY_PAIR.sub(hide, tail[start:])
+
+
 def redact_url(url: str) -> str:
-    """``redis://user:secret@host`` → ``redis://user:***@host``: secrets never reach a screen."""
+    """``redis://user:secret@host`` → ``redis://user:***@host``: secrets never reach a screen.
+
+    A password in the user info and secret query parameters (``?password=``, ``?token=``) are
+    replaced by ``***``; a password with an unescaped ``/``, ``?`` or ``#`` is still hidden.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url if "@" not in url else "<url with credentials>"
-    authority, slash, tail = rest.partition("/")
-    if "@" not in authority:
-        return url
-    userinfo, _, hostport = authority.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    if not colon:
-        return url  # a user name alone is no secret
-    return f"{scheme}://{user}:***@{hostport}{slash}{tail}"
+        return "<url with credentials>" if "@" in url else _redact_query(url)
+    return f"{scheme}://{_redact_after_scheme(rest)}"
+
+
+def _redact_after_scheme(rest: str) -> str:
+    ends = [i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0]
+    end = min(ends, default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        userinfo, _, hostport = authority.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        if colon:  # a user name alone is no secret
+            authority = f"{user}:***@{hostport}"
+        return authority + _redact_query(tail)
+    user, colon, after = authority.partition(":")
+    at = rest.find("@", end)
+    if colon and at >= 0 and not after.isdigit():
+        # "user:pa/ss@host": the password holds a character that ends the authority early.
+        return f"{user}:***@{_redact_after_scheme(rest[at + 1 :])}"
+    return authority + _redact_query(tail)
 
 
 def _describe(error: ValidationError, origin: str) -> str:

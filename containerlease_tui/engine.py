@@ -98,6 +98,10 @@ class ContainerSpec:
     cap_add: list[str]
     binds: list[str]
     network: str
+    init: bool = True
+    """An init process as PID 1 (``HostConfig.Init``): reaps zombies, forwards signals."""
+    no_new_privileges: bool = True
+    """``no-new-privileges`` in ``SecurityOpt``; false leaves it to the engine's default."""
 
 
 @dataclass(frozen=True)
@@ -678,12 +682,12 @@ class Engine:
             "MemorySwap": spec.memory,  # equal to Memory: no swap beyond the limit
             "NanoCpus": round(spec.cpus * 1e9),
             "PidsLimit": spec.pids,
-            "Init": True,  # reaps zombies and forwards signals, so stop is quick
+            "Init": spec.init,  # reaps zombies and forwards signals, so stop is quick
             "RestartPolicy": {"Name": "no"},  # the reaper, not the daemon, decides its fate
             "CapDrop": ["ALL"],
             "CapAdd": list(spec.cap_add),
-            "SecurityOpt": ["no-new-privileges"],
-            "Privileged": False,
+            "SecurityOpt": ["no-new-privileges"] if spec.no_new_privileges else [],
+            "Privileged": False,  # never, whatever the image's configuration says
             "ReadonlyRootfs": False,
             "Binds": list(spec.binds),
             "NetworkMode": spec.network,

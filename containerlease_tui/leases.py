@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from containerlease_tui.config import ImageSpec, Settings
+from containerlease_tui.config import ImageSpec, LimitSettings, Settings
 from containerlease_tui.durations import (
     DurationError,
     check_range,
@@ -46,7 +46,6 @@ from containerlease_tui.models import (
     Extension,
     IllegalTransition,
     Lease,
-    LeaseEvent,
     LeaseStatus,
     Resources,
     cost_for,
@@ -57,7 +56,10 @@ from containerlease_tui.models import (
 )
 from containerlease_tui.store import (
     Charge,
+    EventBatch,
+    LeaseBusy,
     LeaseStore,
+    NameTaken,
     QuotaExceeded,
     StoreError,
     StoreUnavailable,
@@ -68,6 +70,10 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_ENV_VALUE = 4096
 MAX_ENV_VARS = 64
+# While a process provisions a lease it refreshes a key this often, with this TTL; a lease
+# stuck before ``running`` without that key is finished off by the reaper's sweep.
+PROVISION_BEAT = timedelta(seconds=10)
+PROVISION_BEAT_TTL = timedelta(seconds=30)
 
 
 class LeaseError(Exception):
@@ -154,12 +160,27 @@ class HealthReport:
     docker_detail: str
 
 
-def current_user() -> str:
-    """The OS user running the command, from the uid (``$USER`` can say anything)."""
+def current_user(settings: Settings | None = None) -> str:
+    """The OS user acting, from the uid (``$USER`` can say anything).
+
+    Behind a ``sudo`` rule (``[security] service_user``): when this process runs as the service
+    user and ``SUDO_UID`` is set (sudo sets it itself, whatever the caller's environment held),
+    the acting user is the one who ran sudo. Anywhere else ``SUDO_UID`` is ignored. An unknown
+    uid is named ``uid<N>``.
+    """
     uid = os.getuid()
+    service = settings.security.service_user if settings is not None else None
+    sudo_uid = os.environ.get("SUDO_UID", "")
+    if service and re.fullmatch(r"[0-9]{1,10}", sudo_uid) and int(sudo_uid) < 2**32:
+        try:
+            is_service = pwd.getpwnam(service).pw_uid == uid
+        except KeyError:
+            is_service = False
+        if is_service:
+            uid = int(sudo_uid)
     try:
         return pwd.getpwuid(uid).pw_name
-    except KeyError:
+    except (KeyError, OverflowError):
         return f"uid{uid}"
 
 
@@ -182,6 +203,54 @@ def is_admin(user: str, settings: Settings) -> bool:
         return False
 
 
+def bounded_duration(
+    text: str | timedelta | None, limits: LimitSettings, what: str = "duration"
+) -> timedelta:
+    """A lease length or extension within ``[limits]`` (empty: the default duration).
+
+    Raises :class:`InvalidInput` naming the allowed range.
+    """
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return limits.default_duration
+    try:
+        value = parse_duration(text)
+        check_range(value, limits.min_duration, limits.max_duration, what)
+    except DurationError as exc:
+        raise InvalidInput(str(exc)) from None
+    return value
+
+
+def plan_extension(
+    lease: Lease, amount: timedelta, limits: LimitSettings, now: datetime
+) -> datetime:
+    """The deadline after extending ``lease`` by ``amount`` at ``now``, or :class:`InvalidInput`.
+
+    The one place the extension rules live (the service applies them, the app previews them):
+    only an active lease whose deadline has not passed may be extended (once due, the reaper
+    owns it), and never beyond ``max_lifetime`` in total.
+    """
+    if not lease.status.is_active:
+        raise InvalidInput(f"lease {lease.id} is {lease.status.value}: cannot extend")
+    if lease.expires_at <= now:
+        raise InvalidInput(
+            f"lease {lease.id} expired at {lease.expires_at:%H:%M:%S} UTC and is being removed:"
+            " too late to extend"
+        )
+    new_expiry = lease.expires_at + amount
+    if new_expiry - lease.created_at > limits.max_lifetime:
+        room = limits.max_lifetime - lease.lifetime
+        raise InvalidInput(
+            f"extension refused: a lease may live at most "
+            f"{format_duration(limits.max_lifetime)} in total "
+            f"({format_duration(max(room, timedelta(0)))} left to add)"
+        )
+    return new_expiry
+
+
+def _hours(span: timedelta) -> Decimal:
+    return Decimal(str(max(span.total_seconds(), 0.0))) / Decimal(3600)
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """Turn store and engine errors into the service's user-facing errors."""
@@ -189,6 +258,10 @@ def _translated() -> Iterator[None]:
         yield
     except QuotaExceeded as exc:
         raise QuotaError(str(exc)) from None
+    except NameTaken as exc:
+        raise InvalidInput(str(exc)) from None
+    except LeaseBusy as exc:
+        raise LeaseError(f"{exc}: it has expired") from None
     except (StoreUnavailable, EngineUnavailable) as exc:
         raise ServiceUnavailable(str(exc)) from None
     except (StoreError, EngineError) as exc:
@@ -210,7 +283,7 @@ class LeaseService:
         self.settings = settings
         self.store = store
         self.engine = engine
-        self.user = user or current_user()
+        self.user = user or current_user(settings)
         self.is_admin = is_admin(self.user, settings) if admin is None else admin
         self.host = socket.gethostname()
         self._tasks: set[asyncio.Task[Lease]] = set()
@@ -245,15 +318,7 @@ class LeaseService:
 
     def parse_duration(self, text: str | timedelta | None, what: str = "duration") -> timedelta:
         """A duration within ``[limits]``; raises :class:`InvalidInput` naming the range."""
-        limits = self.settings.limits
-        if text is None or (isinstance(text, str) and not text.strip()):
-            return limits.default_duration
-        try:
-            value = parse_duration(text)
-            check_range(value, limits.min_duration, limits.max_duration, what)
-        except DurationError as exc:
-            raise InvalidInput(str(exc)) from None
-        return value
+        return bounded_duration(text, self.settings.limits, what)
 
     def check(self, req: ProvisionRequest) -> Lease:
         """Validate a request and build its pending lease; raises :class:`InvalidInput`."""
@@ -325,18 +390,33 @@ class LeaseService:
                 )
         return dict(env)
 
-    def _check_binds(self, spec: ImageSpec) -> None:
-        allowed = [p.resolve() for p in self.settings.security.bind_allowlist]
+    def _check_binds(self, spec: ImageSpec) -> list[str]:
+        """The image's binds with their host paths resolved, each under an allowed folder.
+
+        Resolving follows symlinks and ``..``, so a link under an allowed folder that points
+        outside it is refused. Raises :class:`InvalidInput`.
+        """
+        try:
+            allowed = [p.resolve() for p in self.settings.security.bind_allowlist]
+        except (OSError, RuntimeError):
+            raise InvalidInput("cannot resolve a folder of [security] bind_allowlist") from None
+        checked: list[str] = []
         for bind in spec.binds:
-            host = Path(bind.split(":", 1)[0])
+            host_text, _, rest = bind.partition(":")
+            host = Path(host_text)
             if not host.is_absolute():
                 raise InvalidInput(f"bind mount {bind!r}: the host path must be absolute")
-            resolved = host.resolve()
+            try:
+                resolved = host.resolve()
+            except (OSError, RuntimeError):  # a symlink loop, for one
+                raise InvalidInput(f"bind mount {bind!r}: cannot resolve {host}") from None
             if not any(resolved == a or a in resolved.parents for a in allowed):
                 raise InvalidInput(
                     f"bind mount {bind!r} refused: {host} is not under an allowed folder "
                     "([security] bind_allowlist)"
                 )
+            checked.append(f"{resolved}:{rest}")
+        return checked
 
     # --- provisioning ----------------------------------------------------------------------
 
@@ -344,7 +424,6 @@ class LeaseService:
         """Write the pending lease (quota-checked, atomic) and return it; nothing runs yet."""
         lease = self.check(req)
         with _translated():
-            await self._check_name_free(lease)
             limits = self.settings.limits
             await self.store.insert(
                 lease,
@@ -354,13 +433,6 @@ class LeaseService:
                 detail=f"{lease.image} for {format_duration(lease.lifetime)}",
             )
         return lease
-
-    async def _check_name_free(self, lease: Lease) -> None:
-        for other in await self.store.list_owner(lease.owner, limit=200):
-            if other.name == lease.name and other.status.is_active:
-                raise InvalidInput(
-                    f"you already have an active lease named {lease.name!r} ({other.id})"
-                )
 
     async def provision(
         self,
@@ -382,9 +454,23 @@ class LeaseService:
         on_progress: Callable[[PullProgress], None] | None = None,
         on_status: Callable[[Lease], None] | None = None,
     ) -> Lease:
-        """Drive a pending lease to running: pull if needed, create, start; each step recorded."""
+        """Drive a pending lease to running: pull if needed, create, start; each step recorded.
+
+        Only the owner (or an admin) may, and only while the lease is ``pending``: anything
+        else is refused without touching the lease or its container.
+        """
         lease = await self._get(lease_id)
+        self._authorize(lease, "provision")
+        with _translated():
+            # One provisioner per lease: a second one must not touch the first one's container.
+            if not await self.store.provisioning_start(lease_id, PROVISION_BEAT_TTL):
+                raise InvalidInput(f"lease {lease.id} is already being provisioned")
+            lease = await self._get(lease_id)
+            if lease.status is not LeaseStatus.PENDING:
+                await self.store.provisioning_done(lease_id)
+                raise InvalidInput(f"lease {lease.id} is {lease.status.value}, not pending")
         cid: str | None = None
+        beat = asyncio.create_task(self._provisioning_beat(lease_id), name=f"beat-{lease_id}")
 
         async def step(target: LeaseStatus, event: EventType, detail: str = "") -> None:
             nonlocal lease
@@ -407,29 +493,52 @@ class LeaseService:
             await self.engine.start(cid)
             await step(LeaseStatus.RUNNING, EventType.RUNNING, cid[:12])
             return lease
-        except (EngineError, StoreError, IllegalTransition) as exc:
-            reason = self._reason(exc)
-            failed = await asyncio.shield(self._fail(lease_id, cid, reason))
-            raise ProvisionFailed(f"provision failed: {reason}", failed) from None
         except asyncio.CancelledError:
             await asyncio.shield(self._fail(lease_id, cid, "provisioning was interrupted"))
             raise
+        except Exception as exc:  # whatever it was, nothing half-made may stay behind
+            reason = self._reason(exc)
+            failed = await asyncio.shield(self._fail(lease_id, cid, reason))
+            raise ProvisionFailed(f"provision failed: {reason}", failed) from None
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            with contextlib.suppress(StoreError):
+                await self.store.provisioning_done(lease_id)
+
+    async def _provisioning_beat(self, lease_id: str) -> None:
+        """Keep the "being provisioned" key alive, so the sweep leaves this lease alone."""
+        while True:
+            await asyncio.sleep(PROVISION_BEAT.total_seconds())
+            with contextlib.suppress(StoreError):
+                await self.store.provisioning_beat(lease_id, PROVISION_BEAT_TTL)
 
     @staticmethod
     def _reason(exc: BaseException) -> str:
         if isinstance(exc, IllegalTransition):
             return "the lease was closed while it was being provisioned"
-        return str(exc)
+        if isinstance(exc, EngineError | StoreError):
+            return str(exc)
+        return f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
+
+    def _refund(self, lease: Lease, span: timedelta) -> Charge | None:
+        """Give ``span`` of lease-hours back to the owner's daily budget (if there is one)."""
+        if self.settings.limits.daily_budget_hours is None or span <= timedelta(0):
+            return None
+        return Charge(lease.owner, -_hours(span))
 
     async def _fail(self, lease_id: str, cid: str | None, reason: str) -> Lease | None:
         """Remove whatever was made and mark the lease failed (unless it was closed already)."""
         cleaned = await self._remove_containers(lease_id, cid)
+        current = await self._get_quietly(lease_id)
         try:
             lease = await self.store.update(
                 lease_id,
                 lambda x: x.transition(LeaseStatus.FAILED, error=reason),
                 event=EventType.FAILED,
                 detail=reason,
+                # A failed provision books nothing: its hours go back to the budget.
+                charge=self._refund(current, current.lifetime) if current else None,
             )
         except IllegalTransition:
             return await self.store.get(lease_id)
@@ -453,8 +562,23 @@ class LeaseService:
         except EngineError:
             return False
 
+    async def _get_quietly(self, lease_id: str) -> Lease | None:
+        try:
+            return await self.store.get(lease_id)
+        except StoreError:
+            return None
+
     def _spec(self, lease: Lease) -> ContainerSpec:
-        spec = self.settings.images[lease.image]
+        """The container to create, checked again now: time may have passed since submit."""
+        spec = self.settings.images.get(lease.image)
+        if spec is None:
+            raise EngineError(f"image {lease.image} is no longer in the catalog")
+        try:
+            # Resolved again and handed to the engine resolved, so a symlink swapped in under
+            # an allowed folder since the lease was submitted cannot redirect the mount.
+            binds = self._check_binds(spec)
+        except InvalidInput as exc:
+            raise EngineError(str(exc)) from None  # complete() fails the lease, makes nothing
         return ContainerSpec(
             name=lease.container_name,
             image_ref=lease.image_ref,
@@ -472,8 +596,10 @@ class LeaseService:
             cap_add=(
                 spec.cap_add if spec.cap_add is not None else self.settings.security.cap_allowlist
             ),
-            binds=list(spec.binds),
+            binds=binds,
             network=self.settings.docker.network,
+            init=spec.init,
+            no_new_privileges=spec.no_new_privileges,
         )
 
     # --- lookups ---------------------------------------------------------------------------
@@ -544,17 +670,8 @@ class LeaseService:
         limits = self.settings.limits
 
         def mutate(current: Lease) -> Lease:
-            if not current.status.is_active:
-                raise InvalidInput(f"lease {current.id} is {current.status.value}: cannot extend")
             now = utcnow()
-            new_expiry = max(current.expires_at, now) + amount
-            if new_expiry - current.created_at > limits.max_lifetime:
-                room = limits.max_lifetime - (current.expires_at - current.created_at)
-                raise InvalidInput(
-                    f"extension refused: a lease may live at most "
-                    f"{format_duration(limits.max_lifetime)} in total "
-                    f"({format_duration(max(room, timedelta(0)))} left to add)"
-                )
+            new_expiry = plan_extension(current, amount, limits, now)
             ext = Extension(at=now, by=amount, by_user=self.user, new_expires_at=new_expiry)
             return current.model_copy(
                 update={"expires_at": new_expiry, "extensions": [*current.extensions, ext]}
@@ -562,8 +679,7 @@ class LeaseService:
 
         charge = None
         if limits.daily_budget_hours is not None:
-            hours = Decimal(str(amount.total_seconds())) / Decimal(3600)
-            charge = Charge(lease.owner, hours, limits.daily_budget_hours)
+            charge = Charge(lease.owner, _hours(amount), limits.daily_budget_hours)
         with _translated():
             return await self.store.update(
                 lease.id,
@@ -571,6 +687,8 @@ class LeaseService:
                 event=EventType.EXTENDED,
                 detail=f"by {format_duration(amount)}",
                 charge=charge,
+                # Refused while a reaper has claimed it: it decided on the old deadline.
+                unclaimed=True,
             )
 
     async def release(self, ref: str) -> Lease:
@@ -585,12 +703,15 @@ class LeaseService:
                     f"could not remove the container of {lease.id}: the Docker engine is "
                     "unreachable; the lease stays open and will be reaped at its deadline"
                 )
+            unused = lease.expires_at - utcnow() if lease.status.is_active else timedelta(0)
             try:
                 return await self.store.update(
                     lease.id,
                     lambda x: x.transition(LeaseStatus.RELEASED),
                     event=EventType.RELEASED,
                     detail=f"by {self.user}",
+                    # Released early: the hours it will not use go back to the budget.
+                    charge=self._refund(lease, unused),
                 )
             except IllegalTransition:
                 raise InvalidInput(f"lease {lease.id} was closed meanwhile") from None
@@ -669,9 +790,10 @@ class LeaseService:
         with _translated():
             return await self.engine.shell(lease.docker_id, cmd or ["/bin/sh"])
 
-    async def events(self, after: str = "$", block_ms: int | None = 2000) -> list[LeaseEvent]:
+    async def events(self, after: str = "$", block_ms: int | None = 2000) -> EventBatch:
+        """The next events after stream id ``after``, waiting up to ``block_ms``."""
         with _translated():
-            return await self.store.read_events(after, block_ms=block_ms)
+            return await self.store.follow_events(after, block_ms=block_ms)
 
     async def health(self) -> HealthReport:
         try:
@@ -685,7 +807,3 @@ class LeaseService:
         except EngineError as exc:
             docker_ok, docker_detail = False, str(exc)
         return HealthReport(redis_ok, redis_detail, docker_ok, docker_detail)
-
-
-def seconds_until(moment: datetime) -> float:
-    return (moment - utcnow()).total_seconds()

@@ -40,6 +40,7 @@ import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Final
 
 from containerlease_tui import __version__
@@ -55,7 +56,7 @@ from containerlease_tui.engine import (
     EngineError,
 )
 from containerlease_tui.models import EventType, IllegalTransition, Lease, LeaseStatus, utcnow
-from containerlease_tui.store import LeaseNotFound, LeaseStore, ReaperBeat, StoreError
+from containerlease_tui.store import Charge, LeaseNotFound, LeaseStore, ReaperBeat, StoreError
 
 LOGGER_NAME: Final = "containerlease_tui.reaper"
 # A library logger stays silent unless the application configures logging (the TUI owns the
@@ -78,6 +79,10 @@ MAX_POSTPONE: Final = timedelta(minutes=5)
 SWEEP_YOUNG: Final = timedelta(seconds=1)
 # Longest wait for best-effort cleanup calls (releasing claims, dropping the heartbeat).
 CLEANUP_TIMEOUT: Final = 3.0
+# A lease still short of ``running`` this long after its creation, with no live provisioner
+# (see ``LeaseService.complete``), was abandoned by a crashed process: the sweep fails it.
+STALLED_AFTER: Final = timedelta(minutes=1)
+_PROVISIONING: Final = frozenset({LeaseStatus.PENDING, LeaseStatus.PULLING, LeaseStatus.CREATING})
 # Events of other actors that may move the earliest deadline.
 WAKE_EVENTS: Final = frozenset({EventType.CREATED, EventType.EXTENDED, EventType.RELEASED})
 
@@ -543,7 +548,7 @@ class Reaper:
                 if after is None:
                     after = await self.store.last_event_id()
                     self._wake.set()  # events may have been missed while Redis was away
-                events = await self.store.read_events(after=after, block_ms=block_ms)
+                batch = await self.store.follow_events(after=after, block_ms=block_ms)
                 errors = 0
             except StoreError:
                 errors += 1
@@ -551,10 +556,9 @@ class Reaper:
                     error_backoff(errors, self.settings.reaper.backoff, self._interval)
                 )
                 continue
-            if events:
-                after = events[-1].id or after
-                if any(event.type in WAKE_EVENTS for event in events):
-                    self._wake.set()
+            after = batch.cursor
+            if any(event.type in WAKE_EVENTS for event in batch.events):
+                self._wake.set()
 
     async def _heartbeats(self) -> None:
         # The first beat waits (briefly) for the first pass, so it already says when that was.
@@ -614,6 +618,8 @@ class Reaper:
             point = next((p for p in self._warnings if left <= p.total_seconds()), None)
             if left <= 0 or point is None:
                 continue
+            if lease.created_at > lease.expires_at - point:
+                continue  # shorter than the warning point: it never was that far from its end
             detail = f"expires in {humane_left(left)}"
             fields = {"lease": lease.id, "owner": lease.owner, "detail": detail}
             if self.dry_run:
@@ -726,10 +732,17 @@ class Reaper:
             detail = f"container{'s' if len(removed) > 1 else ''} {names} removed"
         else:
             detail = "no container left to remove"
+
+        def close(current: Lease) -> Lease:
+            if current.expires_at > utcnow():
+                # Extensions are refused while we hold the claim; never expire a live deadline.
+                raise _Changed
+            return current.transition(LeaseStatus.EXPIRED)
+
         try:
             await self.store.update(
                 lease_id,
-                lambda current: current.transition(LeaseStatus.EXPIRED),
+                close,
                 event=EventType.EXPIRED,
                 detail="deadline reached",
                 also=[(EventType.REAPED, detail)],
@@ -742,6 +755,10 @@ class Reaper:
         except LeaseNotFound:
             await self.store.forget_deadline(lease_id)
             result.skipped += 1
+            return
+        except _Changed:
+            result.skipped += 1
+            self.log.warning("deadline moved during removal", extra={"action": "skip", **fields})
             return
         self._failures.pop(lease_id, None)
         result.reaped += 1
@@ -946,6 +963,7 @@ class Reaper:
                     return
                 await self._sweep_container(info, records, scheduled, started, result)
             await self._close_vanished(scheduled, records, {c.id for c in containers}, result)
+            await self._fail_stalled(result)
         except StoreError as exc:
             self.log.warning("sweep cut short", extra={"action": "sweep", "error": _one_line(exc)})
 
@@ -1100,6 +1118,77 @@ class Reaper:
             "closed lease whose container vanished",
             extra={"action": "close", "status": "expired" if passed else "failed", **fields},
         )
+
+    async def _fail_stalled(self, result: PassResult) -> None:
+        """Leases left short of ``running`` by a provisioner that died: clean up, mark failed.
+
+        Without this such a lease would hold its quota slot until its deadline.
+        """
+        now = utcnow()
+        candidates = [
+            lease
+            for lease in await self.store.get_many(await self.store.active_ids())
+            if lease.status in _PROVISIONING and now - lease.created_at > STALLED_AFTER
+        ]
+        if not candidates:
+            return
+        alive = await self.store.provisioning_alive([lease.id for lease in candidates])
+        index = _LabelIndex(self.engine, self._prefix)
+        for lease in candidates:
+            if lease.id in alive or self._stopping():
+                continue
+            fields = {"lease": lease.id, "owner": lease.owner, "status": lease.status.value}
+            if self.dry_run:
+                result.swept += 1
+                self.log.info(
+                    "would fail stalled provision", extra={"action": "would-fail", **fields}
+                )
+                continue
+            token = await self.store.claim(lease.id, self._lock_ttl)
+            if token is None:
+                continue
+            self._claims[lease.id] = token
+            try:
+                await self._fail_one_stalled(lease, index, result, fields)
+            finally:
+                if self._claims.get(lease.id) == token:
+                    del self._claims[lease.id]
+                await self._release(lease.id, token)
+
+    async def _fail_one_stalled(
+        self, lease: Lease, index: _LabelIndex, result: PassResult, fields: dict[str, str]
+    ) -> None:
+        if (await self.store.provisioning_alive([lease.id])) or self._stopping():
+            return  # a provisioner (re)appeared after all
+        try:
+            await self._remove_with_retries(lease.id, lease.docker_id, index)
+        except _RemovalFailed as exc:
+            self.log.warning(
+                "stalled provision: removal failed",
+                extra={"action": "stalled", "error": str(exc), **fields},
+            )
+            return
+        reason = "provisioning stopped: the process provisioning it is gone"
+        budget = self.settings.limits.daily_budget_hours
+        refund = (
+            Charge(lease.owner, -Decimal(str(lease.lifetime.total_seconds())) / 3600)
+            if budget is not None
+            else None
+        )
+
+        def mutate(current: Lease) -> Lease:
+            if current.status not in _PROVISIONING:
+                raise _Changed
+            return current.transition(LeaseStatus.FAILED, error=reason)
+
+        try:
+            await self.store.update(
+                lease.id, mutate, event=EventType.FAILED, detail=reason, charge=refund
+            )
+        except (_Changed, IllegalTransition, LeaseNotFound):
+            return
+        result.swept += 1
+        self.log.info("failed stalled provision", extra={"action": "stalled", **fields})
 
 
 # --- status and the headless daemon --------------------------------------------------------

@@ -48,6 +48,30 @@ class LeaseNotFound(StoreError):
     """No record for that lease id (never existed, or its retention has passed)."""
 
 
+class NameTaken(StoreError):
+    """The owner already has an active lease of that name; nothing was written."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class LeaseBusy(StoreError):
+    """A reaper holds a claim on the lease right now (it is being removed)."""
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """What one read of the event stream returned, and where the next read starts.
+
+    ``cursor`` is the id of the last entry read, parsable or not, so an entry this version
+    cannot read is stepped over instead of being returned again and again.
+    """
+
+    events: list[LeaseEvent]
+    cursor: str
+
+
 # Lease-hours are stored rounded to 6 places; this keeps "exactly the budget" allowed.
 BUDGET_SLACK = Decimal("0.0001")
 
@@ -63,6 +87,15 @@ class Keys:
         self.active = f"{prefix}:active"
         self.events = f"{prefix}:events"
         self.reapers = f"{prefix}:reapers"
+
+    def reaper(self, member: str) -> str:
+        return f"{self.prefix}:reaper:{member}"
+
+    def names(self, owner: str) -> str:
+        return f"{self.prefix}:names:{owner}"
+
+    def provisioning(self, lease_id: str) -> str:
+        return f"{self.prefix}:provisioning:{lease_id}"
 
     def lease(self, lease_id: str) -> str:
         return f"{self.prefix}:lease:{lease_id}"
@@ -83,11 +116,13 @@ class Keys:
         return f"{self.prefix}:warned:{lease_id}:{int(before.total_seconds())}"
 
 
-# KEYS: lease, active, active_owner, deadlines, leases, owner_index, ids, budget, events
+# KEYS: lease, active, active_owner, deadlines, leases, owner_index, ids, budget, events, names
 # ARGV: id, data, status, owner, expires_ts, created_ts, expire_at, max_user, max_total,
-#       budget_limit (-1 = none), hours, budget_expire_at, maxlen, at, detail
+#       budget_limit (-1 = none), hours, budget_expire_at, maxlen, at, detail, name
 _INSERT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+local holder = redis.call('HGET', KEYS[10], ARGV[16])
+if holder and redis.call('SISMEMBER', KEYS[2], holder) == 1 then return 'name:' .. holder end
 if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[8]) then return 'user' end
 if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[9]) then return 'total' end
 local limit = tonumber(ARGV[10])
@@ -105,6 +140,7 @@ redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
 redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
 redis.call('ZADD', KEYS[7], 0, ARGV[1])
+redis.call('HSET', KEYS[10], ARGV[16], ARGV[1])
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[13], '*', 'type', 'created', 'lease', ARGV[1],
   'owner', ARGV[4], 'at', ARGV[14], 'detail', ARGV[15])
 return 'ok'
@@ -113,6 +149,14 @@ return 'ok'
 # Compare-and-delete: only the holder of the token releases the claim.
 _RELEASE_CLAIM = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# A closed lease gives its name back, unless another active lease holds it by now.
+_FREE_NAME = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
 return 0
 """
 
@@ -149,11 +193,21 @@ class ReaperBeat:
 
 @dataclass(frozen=True)
 class Charge:
-    """Lease-hours booked against an owner's daily budget by an update (an extension)."""
+    """Lease-hours booked against (``hours`` > 0) or given back to (``hours`` < 0) an owner's
+    daily budget by an update. ``limit`` is the budget a booking must stay within."""
 
     owner: str
     hours: Decimal
-    limit: Decimal
+    limit: Decimal | None = None
+
+
+def _beat(raw: str | None) -> ReaperBeat | None:
+    if not raw:
+        return None
+    try:
+        return ReaperBeat(**json.loads(raw))
+    except (TypeError, ValueError):
+        return None  # written by another version: treat as absent
 
 
 def _ts(value: datetime) -> float:
@@ -250,6 +304,7 @@ class LeaseStore:
                     k.ids,
                     k.budget(lease.owner, now),
                     k.events,
+                    k.names(lease.owner),
                 ],
                 args=[
                     lease.id,
@@ -267,11 +322,18 @@ class LeaseStore:
                     self._maxlen,
                     now.isoformat(),
                     detail,
+                    lease.name,
                 ],
             )
         )
         if result == "ok":
             return
+        if isinstance(result, str) and result.startswith("name:"):
+            holder = result.removeprefix("name:")
+            raise NameTaken(
+                f"{lease.owner} already has an active lease named {lease.name!r} ({holder})",
+                holder,
+            )
         if result == "exists":
             raise StoreError(f"lease id {lease.id} already exists")
         if result == "user":
@@ -316,14 +378,18 @@ class LeaseStore:
         detail: str = "",
         charge: Charge | None = None,
         also: Sequence[tuple[EventType, str]] = (),
+        unclaimed: bool = False,
     ) -> Lease:
         """Apply ``mutate`` to the stored lease atomically (optimistic WATCH/MULTI, retried).
 
         ``mutate`` may raise (e.g. an illegal transition): nothing is written then. Indexes
         follow the new status: active sets, deadlines (left only when the lease is closed),
-        the record's own expiry. A ``charge`` books lease-hours against the daily budget in
-        the same transaction and raises :class:`QuotaExceeded` when it would overflow. ``also``
-        lists further events written in the same transaction (e.g. ``expired`` then ``reaped``).
+        the record's own expiry, the owner's name index. A ``charge`` books lease-hours against
+        the daily budget in the same transaction and raises :class:`QuotaExceeded` when it
+        would overflow; a negative one gives hours back (never below zero). ``also`` lists
+        further events written in the same transaction (e.g. ``expired`` then ``reaped``).
+        ``unclaimed`` refuses (:class:`LeaseBusy`) while a reaper holds a claim on the lease,
+        so a change cannot slip in between a reaper's decision and its removal.
         """
         k = self.keys
         key = k.lease(lease_id)
@@ -333,14 +399,27 @@ class LeaseStore:
                 while True:
                     try:
                         budget_key = k.budget(charge.owner, utcnow()) if charge else None
-                        await pipe.watch(key, *([budget_key] if budget_key else []))
+                        watched = [key]
+                        if budget_key:
+                            watched.append(budget_key)
+                        if unclaimed:
+                            watched.append(k.claim(lease_id))
+                        await pipe.watch(*watched)
+                        if unclaimed and await pipe.exists(k.claim(lease_id)):
+                            raise LeaseBusy(f"lease {lease_id} is being removed by a reaper")
                         raw = await pipe.hget(key, "data")
                         if raw is None:
                             raise LeaseNotFound(f"no lease {lease_id}")
                         new = mutate(Lease.model_validate_json(raw))
+                        hours = Decimal(0)
                         if charge and budget_key:
                             used = Decimal(await pipe.get(budget_key) or "0")
-                            if used + charge.hours > charge.limit + BUDGET_SLACK:
+                            hours = charge.hours
+                            if hours < 0:
+                                hours = -min(-hours, used)  # a refund, down to zero at most
+                            elif charge.limit is not None and (
+                                used + hours > charge.limit + BUDGET_SLACK
+                            ):
                                 raise QuotaExceeded(
                                     f"daily budget reached: {charge.owner} may book "
                                     f"{charge.limit} lease-hours per day ({used:.2f} used)"
@@ -349,8 +428,8 @@ class LeaseStore:
                         self._write(pipe, new, event, detail)
                         for extra, extra_detail in also:
                             self._xadd(pipe, extra, new.id, new.owner, extra_detail)
-                        if charge and budget_key:
-                            pipe.incrbyfloat(budget_key, float(charge.hours))
+                        if budget_key and hours:
+                            pipe.incrbyfloat(budget_key, float(hours))
                             pipe.expire(budget_key, 3 * 86400)
                         await pipe.execute()
                         return new
@@ -372,6 +451,7 @@ class LeaseStore:
         else:
             pipe.srem(k.active, lease.id)
             pipe.srem(k.active_owner(lease.owner), lease.id)
+            pipe.eval(_FREE_NAME, 1, k.names(lease.owner), lease.name, lease.id)
         if lease.status.is_terminal:
             pipe.zrem(k.deadlines, lease.id)
         else:
@@ -424,12 +504,31 @@ class LeaseStore:
         return await self._list(self.keys.leases, limit)
 
     async def ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
-        """Lease ids starting with ``prefix`` (a lexicographic range: no scan)."""
-        return await self._call(
+        """Ids of leases on record starting with ``prefix`` (a lexicographic range: no scan).
+
+        Ids whose record is past its retention are dropped from the index on the way, so
+        they neither show up here nor make a prefix look ambiguous.
+        """
+        k = self.keys
+        ids: list[str] = await self._call(
             lambda: self.redis.zrangebylex(
-                self.keys.ids, f"[{prefix}", f"[{prefix}\xff", start=0, num=limit
+                k.ids, f"[{prefix}", f"[{prefix}\xff", start=0, num=limit
             )
         )
+        if not ids:
+            return []
+
+        async def exists() -> list[int]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for lease_id in ids:
+                    pipe.exists(k.lease(lease_id))
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        found: list[int] = await self._call(exists)
+        gone = [lease_id for lease_id, there in zip(ids, found, strict=True) if not there]
+        if gone:
+            await self._call(lambda: self.redis.zrem(k.ids, *gone))
+        return [lease_id for lease_id, there in zip(ids, found, strict=True) if there]
 
     async def active_count(self, owner: str | None = None) -> int:
         key = self.keys.active_owner(owner) if owner else self.keys.active
@@ -484,6 +583,12 @@ class LeaseStore:
         self, after: str = "$", block_ms: int | None = None, count: int = 100
     ) -> list[LeaseEvent]:
         """Events after stream id ``after`` (``"0"``: from the start), waiting ``block_ms``."""
+        return (await self.follow_events(after, block_ms, count)).events
+
+    async def follow_events(
+        self, after: str = "$", block_ms: int | None = None, count: int = 100
+    ) -> EventBatch:
+        """Like :meth:`read_events`, with the cursor to pass as ``after`` next time."""
         if block_ms is not None:
             # A block longer than the socket timeout would look like a dead server.
             block_ms = min(block_ms, int(self.settings.redis.socket_timeout * 1000) - 500)
@@ -492,8 +597,10 @@ class LeaseStore:
             lambda: self.redis.xread({self.keys.events: after}, count=count, block=block_ms)
         )
         events: list[LeaseEvent] = []
+        cursor = after
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
+                cursor = str(entry_id)
                 try:
                     events.append(
                         LeaseEvent(
@@ -507,7 +614,7 @@ class LeaseStore:
                     )
                 except (ValueError, KeyError):
                     continue  # an entry from a newer version: skip it, keep reading
-        return events
+        return EventBatch(events, cursor)
 
     async def events_for(self, lease_id: str, count: int = 10_000) -> list[LeaseEvent]:
         """Every event of one lease still in the stream, oldest first (for tests and audits)."""
@@ -557,41 +664,99 @@ class LeaseStore:
         )
 
     async def heartbeat(self, beat: ReaperBeat) -> None:
+        """Refresh this reaper's key (it expires by itself ``ttl_seconds`` after the last beat)."""
         beat.last_seen = utcnow().isoformat()
-        await self._call(
-            lambda: self.redis.hset(self.keys.reapers, beat.key, json.dumps(asdict(beat)))
-        )
+        k = self.keys
+        ttl_ms = max(1, int(beat.ttl_seconds * 1000))
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(k.reaper(beat.key), json.dumps(asdict(beat)), px=ttl_ms)
+                pipe.sadd(k.reapers, beat.key)
+                await pipe.execute()
+
+        await self._call(run)
 
     async def drop_heartbeat(self, beat: ReaperBeat) -> None:
-        await self._call(lambda: self.redis.hdel(self.keys.reapers, beat.key))
+        k = self.keys
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(k.reaper(beat.key))
+                pipe.srem(k.reapers, beat.key)
+                await pipe.execute()
+
+        await self._call(run)
 
     async def reapers(self) -> list[ReaperBeat]:
-        """Reapers whose heartbeat is fresh; stale entries are removed."""
-        raw: dict[str, str] = await self._call(lambda: self.redis.hgetall(self.keys.reapers))
-        now = utcnow()
+        """Reapers whose heartbeat key has not expired; index entries of dead ones are dropped."""
+        k = self.keys
+        members = sorted(await self._call(lambda: self.redis.smembers(k.reapers)))
+        if not members:
+            return []
+        raws: list[str | None] = await self._call(
+            lambda: self.redis.mget([k.reaper(member) for member in members])
+        )
         alive: list[ReaperBeat] = []
-        stale: list[str] = []
-        for key, value in raw.items():
-            try:
-                beat = ReaperBeat(**json.loads(value))
-            except (TypeError, ValueError):
-                stale.append(key)
-                continue
-            if (now - beat.last_seen_at).total_seconds() <= beat.ttl_seconds:
-                alive.append(beat)
+        dead: list[str] = []
+        for member, raw in zip(members, raws, strict=True):
+            beat = _beat(raw)
+            if beat is None:
+                dead.append(member)
             else:
-                stale.append(key)
-        if stale:
-            await self._call(lambda: self.redis.hdel(self.keys.reapers, *stale))
+                alive.append(beat)
+        if dead:
+            await self._call(lambda: self.redis.srem(k.reapers, *dead))
         return alive
+
+    # --- provisioning liveness -------------------------------------------------------------
+
+    async def provisioning_start(self, lease_id: str, ttl: timedelta) -> bool:
+        """Become the one process provisioning this lease (False: another one is)."""
+        ok = await self._call(
+            lambda: self.redis.set(
+                self.keys.provisioning(lease_id),
+                f"{socket.gethostname()}:{os.getpid()}",
+                nx=True,
+                px=max(1, int(ttl.total_seconds() * 1000)),
+            )
+        )
+        return bool(ok)
+
+    async def provisioning_beat(self, lease_id: str, ttl: timedelta) -> None:
+        """Still provisioning: keep the key from :meth:`provisioning_start` alive for ``ttl``."""
+        await self._call(
+            lambda: self.redis.pexpire(
+                self.keys.provisioning(lease_id), max(1, int(ttl.total_seconds() * 1000))
+            )
+        )
+
+    async def provisioning_done(self, lease_id: str) -> None:
+        await self._call(lambda: self.redis.delete(self.keys.provisioning(lease_id)))
+
+    async def provisioning_alive(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` some live process is provisioning right now."""
+        if not ids:
+            return set()
+        raws: list[str | None] = await self._call(
+            lambda: self.redis.mget([self.keys.provisioning(lease_id) for lease_id in ids])
+        )
+        return {lease_id for lease_id, raw in zip(ids, raws, strict=True) if raw}
+
+    async def active_ids(self) -> list[str]:
+        """Every active lease id (bounded by ``[limits] max_leases_total``)."""
+        return sorted(await self._call(lambda: self.redis.smembers(self.keys.active)))
 
 
 __all__ = [
     "Charge",
+    "EventBatch",
     "Keys",
+    "LeaseBusy",
     "LeaseNotFound",
     "LeaseStatus",
     "LeaseStore",
+    "NameTaken",
     "QuotaExceeded",
     "ReaperBeat",
     "StoreError",

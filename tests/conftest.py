@@ -8,6 +8,7 @@ other's leases, and every container a test leaves behind is removed afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -155,6 +156,33 @@ async def cleanup_containers(docker_url: str, key_prefix: str) -> AsyncIterator[
                 await client.containers.container(cid).delete(force=True)
     finally:
         await client.close()
+
+
+@pytest.fixture
+def pull_image(docker_url: str) -> Iterator[str]:
+    """An image only the private registry has (``scripts/test`` pushes it, then drops it from
+    the engine), so provisioning it pulls for real; dropped again after the test."""
+    ref = os.environ.get("CONTAINERLEASE_TEST_PULL_IMAGE")
+    if not ref:
+        pytest.skip("no private registry (scripts/test starts one next to its own engine)")
+    yield ref
+
+    async def drop() -> None:
+        # Its containers first: an image still in use only loses its tag, and the layers it
+        # keeps would make the next test's pull find them "already there".
+        client = aiodocker.Docker(url=docker_url)
+        try:
+            with contextlib.suppress(aiodocker.DockerError):
+                for container in await client.containers.list(
+                    all=True, filters={"ancestor": [ref]}
+                ):
+                    await container.delete(force=True)
+            with contextlib.suppress(aiodocker.DockerError):
+                await client.images.delete(ref, force=True)
+        finally:
+            await client.close()
+
+    asyncio.run(drop())
 
 
 @pytest.fixture

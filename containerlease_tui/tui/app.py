@@ -14,9 +14,10 @@ import functools
 import inspect
 import random
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -29,6 +30,17 @@ from textual.worker import Worker, WorkerState
 from containerlease_tui.config import Settings, redact_url
 from containerlease_tui.models import EventType, Lease, LeaseEvent, LeaseStatus, utcnow
 from containerlease_tui.tui.formatting import lease_label
+from containerlease_tui.tui.keys import (
+    FILTER_KEYS,
+    FORM_KEYS,
+    FORM_SUBMIT,
+    GLOBAL_KEYS,
+    LEASE_KEYS,
+    LOG_KEYS,
+    LOGS_ALIAS,
+    hidden,
+    key_label,
+)
 from containerlease_tui.tui.messages import (
     ActionDone,
     HealthChanged,
@@ -58,6 +70,8 @@ HEALTH_INTERVAL = 5.0
 """Seconds between health checks while everything is up."""
 REAPER_STOP_TIMEOUT = 5.0
 """How long quitting waits for the in-app reaper to finish its pass."""
+REAP_FAILED = "reap failed"
+"""How the reaper starts ``lease.error`` when it could not remove a container (``reaper.py``)."""
 
 
 class Backoff:
@@ -110,18 +124,12 @@ class ContainerLeaseApp(App[None]):
         HERE / "widgets" / "log_pane.tcss",
         HERE / "widgets" / "status_bar.tcss",
     ]
-    BINDINGS: list[BindingType] = [
-        Binding("n", "new_lease", "New", tooltip="New lease: focus the provision form"),
-        Binding("l", "logs", "Logs", tooltip="Follow the selected lease's output"),
-        Binding("e", "extend", "Extend", tooltip="Extend the selected lease"),
-        Binding("d", "delete", "Delete", tooltip="Delete the selected lease and its container"),
-        Binding("s", "shell", "Shell", tooltip="Open a shell in the selected lease's container"),
-        Binding("r", "restart", "Restart", tooltip="Restart the selected lease's container"),
-        Binding("a", "toggle_all", "All", tooltip="Show my leases or everybody's"),
-        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the leases"),
-        Binding("question_mark", "help", "Help", key_display="?", tooltip="List every key"),
-        Binding("q", "quit", "Quit", tooltip="Quit (the in-app reaper stops too)"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *GLOBAL_KEYS,
+        LOGS_ALIAS,
+        *(hidden(binding) for binding in LEASE_KEYS if binding.key != "enter"),
     ]
+    """``n ? q`` in every footer; the lease keys work from anywhere but show on the table."""
 
     def __init__(
         self,
@@ -218,11 +226,11 @@ class ContainerLeaseApp(App[None]):
                     leases = await service.list(all_users=True)
                     self.post_message(LeasesLoaded(leases))
                     backoff.reset()
-                events = await service.events(after=after, block_ms=EVENT_BLOCK_MS)
-                if events:
-                    after = events[-1].id or after
+                batch = await service.events(after=after, block_ms=EVENT_BLOCK_MS)
+                moved, after = batch.cursor != after, batch.cursor
+                if moved:
                     leases = await service.list(all_users=True)
-                    self.post_message(LeasesLoaded(leases, list(events)))
+                    self.post_message(LeasesLoaded(leases, list(batch.events)))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -240,15 +248,19 @@ class ContainerLeaseApp(App[None]):
 
     @work(group="health", exclusive=True, exit_on_error=False)
     async def _watch_health(self, service: LeaseService) -> None:
-        """Ping Redis and Docker, count live reapers; retry sooner while something is down."""
+        """Ping Redis and Docker, say which reapers live; retry sooner while something is down."""
+        from containerlease_tui.reaper import reaper_status
+
         backoff = Backoff(base=1.0, cap=HEALTH_INTERVAL * 3)
         while True:
             try:
                 report = await service.health()
                 reapers: int | None = None
+                line: str | None = None
                 if report.redis_ok:
                     with contextlib.suppress(Exception):
                         reapers = len(await service.store.reapers())
+                        line = await reaper_status(service.store)
                 self.post_message(
                     HealthChanged(
                         report.redis_ok,
@@ -256,6 +268,7 @@ class ContainerLeaseApp(App[None]):
                         report.docker_ok,
                         report.docker_detail,
                         reapers,
+                        line,
                     )
                 )
                 healthy = report.redis_ok and report.docker_ok
@@ -379,6 +392,7 @@ class ContainerLeaseApp(App[None]):
         status.redis_ok = message.redis_ok
         status.docker_ok = message.docker_ok
         status.reapers = message.reapers
+        status.reaper_line = message.reaper_line
         if message.docker_ok and was_docker is False and self.service is not None:
             self._load_images(self.service)
         self._update_banner()
@@ -423,13 +437,23 @@ class ContainerLeaseApp(App[None]):
     @_while_open
     def _on_provisioned(self, message: ProvisionFinished) -> None:
         lease, error = message.lease, message.error
-        form = self.main.form
+        main = self.main
+        form = main.form
+        if self.service is not None:
+            self._load_images(self.service)  # a pull changed what is local
         if lease is not None:
-            self.main.leases.update_lease(lease, self.clock())
+            main.leases.update_lease(lease, self.clock())
         if error is None and lease is not None:
             form.finish(f"{lease.name} is running")
             self.notify(f"{lease_label(lease)} is running", title="Lease ready")
-            self.main.leases.table.select_lease(lease.id)
+            main.leases.table.select_lease(lease.id)
+            if main.narrow and main.form_open:
+                # Done with the form: give the table its width back (and the cursor, unless
+                # it went elsewhere meanwhile).
+                in_form = form.has_focus_within or self.focused is None
+                main.form_open = False
+                if in_form:
+                    main.leases.table.focus()
             return
         form.finish(error or "provision failed")
         if lease is not None:
@@ -437,14 +461,16 @@ class ContainerLeaseApp(App[None]):
                 return
             self._toasted.add(("failed", lease.id))
         reason = (error or "").removeprefix("provision failed: ")
-        self.notify(f"provision failed: {reason}", severity="error", timeout=10)
+        # The same words as the event stream's toast (whichever of the two comes first).
+        who = f"{lease.name}: " if lease is not None else ""
+        self.notify(f"{who}provision failed: {reason}", severity="error", timeout=10)
 
     @on(ActionDone)
     @_while_open
     def _on_action_done(self, message: ActionDone) -> None:
         if message.lease is not None:
             self.main.leases.update_lease(message.lease, self.clock())
-        self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+        self.notify(message.text, severity=message.severity)
 
     @on(ReaperStateChanged)
     @_while_open
@@ -492,10 +518,24 @@ class ContainerLeaseApp(App[None]):
                 self._toasted.add(("reaped", lease.id))
                 self.notify(f"{lease.name} reaped: its lease expired", title="Reaped")
             elif event.type is EventType.FAILED:
+                error = lease.error or ""
+                if error.startswith(REAP_FAILED):
+                    # The reaper could not remove the container; it keeps retrying.
+                    if ("reap-failed", lease.id) in self._toasted:
+                        continue
+                    self._toasted.add(("reap-failed", lease.id))
+                    reason = event.detail or error.removeprefix(REAP_FAILED).lstrip(": ")
+                    self.notify(
+                        f"{lease.name} could not be reaped: {reason} (the reaper retries)",
+                        title="Reap failed",
+                        severity="error",
+                        timeout=10,
+                    )
+                    continue
                 if ("failed", lease.id) in self._toasted:
                     continue
                 self._toasted.add(("failed", lease.id))
-                reason = event.detail or lease.error or "unknown reason"
+                reason = event.detail or error or "unknown reason"
                 self.notify(
                     f"{lease.name}: provision failed: {reason}", severity="error", timeout=10
                 )
@@ -556,8 +596,16 @@ class ContainerLeaseApp(App[None]):
         return self.service
 
     def action_new_lease(self) -> None:
-        """Focus the provision form."""
-        self.main.form.focus_first()
+        """Open the provision form (on a narrow terminal it is hidden until now) and focus it."""
+        main = self.main
+        main.form_open = True
+        self.call_after_refresh(main.form.focus_first)
+
+    def action_leave(self) -> None:
+        """Escape: out of the form or the log pane, back to the lease table."""
+        main = self.main
+        main.form_open = False
+        main.leases.table.focus()
 
     def action_logs(self) -> None:
         """Follow the selected lease's output in the log pane."""
@@ -650,66 +698,91 @@ class ContainerLeaseApp(App[None]):
         """Show every key."""
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(self.help_sections()))
+        self.push_screen(HelpScreen(self.help_sections(), self.reaper_note()))
+
+    def reaper_note(self) -> Content:
+        """The reaper's state in full (the status bar may have to shorten it)."""
+        return Content.from_markup(
+            "[b]Reaper:[/b] $line. A reaper removes leases at their deadline; "
+            "the app runs one unless started with --no-reaper.",
+            line=self.main.status.reaper_text,
+        )
 
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        """The keys of each part of the app, from their bindings."""
+        """The keys of each part of the app, from the bindings themselves (``keys.py``)."""
 
-        def rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
-            out: dict[str, list[str]] = {}
+        def rows(
+            bindings: Iterable[Binding], extra: dict[str, str] | None = None
+        ) -> list[tuple[str, str]]:
+            keys: dict[str, list[str]] = {}
+            what: dict[str, str] = {}
             for binding in bindings:
-                if not isinstance(binding, Binding) or not binding.description:
+                if not binding.description:
                     continue
-                keys = binding.key_display or binding.key.replace(",", ", ")
-                out.setdefault(binding.tooltip or binding.description, []).append(keys)
-            return [(", ".join(keys), what) for what, keys in out.items()]
+                action = binding.action.removeprefix("app.")
+                keys.setdefault(action, []).append(key_label(binding))
+                what.setdefault(action, binding.tooltip or binding.description)
+            listed = [(", ".join(dict.fromkeys(keys[a])), what[a]) for a in keys]
+            return listed + [(keys, what) for keys, what in (extra or {}).items()]
 
+        pause = next(b for b in LOG_KEYS if b.action == "pause")
+        log_keys = [b for b in LOG_KEYS if b.action != "resume"]
+        log_keys[log_keys.index(pause)] = replace(pause, tooltip="Pause / resume following")
         return [
-            ("Everywhere", rows(self.BINDINGS)),
             (
-                "Leases table",
-                [
-                    ("↑ ↓, click", "select a lease"),
-                    ("enter", "follow the selected lease's logs"),
-                ],
-            ),
-            ("Logs pane (after l)", rows(LogPane.BINDINGS)),
-            (
-                "Provision form (after n)",
-                [
-                    ("tab, shift+tab", "next / previous field"),
-                    ("enter", "provision (when the form is valid)"),
-                ],
+                "Everywhere (except while typing in a box)",
+                rows(
+                    GLOBAL_KEYS,
+                    {"ctrl+p": "Command palette: every action by name", "ctrl+q": "Quit"},
+                ),
             ),
             (
-                "Dialogs and the rest",
-                [
-                    ("y / n, escape", "confirm / cancel"),
-                    ("ctrl+p", "command palette: every action by name"),
-                    ("ctrl+q", "quit"),
-                ],
+                "Leases table (these work from the log pane too)",
+                rows(
+                    [*LEASE_KEYS[:1], LOGS_ALIAS, *LEASE_KEYS[1:]],
+                    {"↑ ↓": "Select a lease (or click it)"},
+                ),
             ),
+            ("Logs pane (after enter or l)", rows(log_keys)),
+            ("Provision form (after n)", rows([FORM_SUBMIT, *FORM_KEYS])),
+            ("Filter boxes (/ and f)", rows(FILTER_KEYS)),
+            ("Dialogs", [("y / n, esc", "Confirm / cancel")]),
         ]
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's commands, then every key of the app by name (the help screen's list)."""
         yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.show and binding.action != "quit":
-                action = binding.action
-                yield SystemCommand(
-                    f"{binding.description} ({binding.key_display or binding.key})",
-                    binding.tooltip or binding.description,
-                    lambda action=action: self.run_action(action),  # type: ignore[misc]
-                )
+
+        def app_command(binding: Binding, keys: str) -> SystemCommand:
+            action = binding.action.removeprefix("app.")
+            return SystemCommand(
+                f"{binding.description} ({keys})",
+                binding.tooltip or binding.description,
+                lambda: self.run_action(action),
+            )
+
+        yield app_command(GLOBAL_KEYS[0], key_label(GLOBAL_KEYS[0]))
+        for binding in LEASE_KEYS:
+            keys = key_label(binding)
+            if binding.action == "app.logs":
+                keys = f"{keys}, {LOGS_ALIAS.key}"
+            yield app_command(binding, keys)
+        yield app_command(GLOBAL_KEYS[1], key_label(GLOBAL_KEYS[1]))
         logs = self.main.logs
-        for binding in LogPane.BINDINGS:
-            if isinstance(binding, Binding):
-                action = binding.action
-                yield SystemCommand(
-                    f"Logs: {binding.description} ({binding.key})",
-                    binding.tooltip or binding.description,
-                    lambda action=action: logs.run_action(action),  # type: ignore[misc]
-                )
+        for binding in LOG_KEYS:
+            if binding.action in ("pause", "resume") or binding.action.startswith("app."):
+                continue
+            action = binding.action
+            yield SystemCommand(
+                f"Logs: {binding.description} ({key_label(binding)})",
+                binding.tooltip or binding.description,
+                functools.partial(logs.run_action, action),
+            )
+        yield SystemCommand(
+            "Logs: Pause / resume (p)",
+            "Pause or resume following the output",
+            functools.partial(logs.run_action, "toggle_pause"),
+        )
 
     # --- shutdown --------------------------------------------------------------------------
 

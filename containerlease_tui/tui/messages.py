@@ -8,9 +8,11 @@ costs one repaint; log lines coalesce without loss.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.message import Message
+from textual.notifications import SeverityLevel
 
 from containerlease_tui.models import Lease, LeaseEvent
 
@@ -46,6 +48,8 @@ class HealthChanged(Message):
     docker_detail: str
     reapers: int | None = None
     """Reapers with a fresh heartbeat (None: unknown, Redis is down)."""
+    reaper_line: str | None = None
+    """The core's one line on them (``reaper_status``); None: unknown, Redis is down."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, HealthChanged)
@@ -108,6 +112,15 @@ class LogStreamEnded(Message):
 
 
 @dataclass(eq=False)
+class LogSaved(Message):
+    """The log pane's buffer was written to ``path`` (or not: ``error``)."""
+
+    path: Path
+    lines: int
+    error: str | None = None
+
+
+@dataclass(eq=False)
 class PullProgressed(Message):
     """Progress of an image pull started by the provision form."""
 
@@ -138,7 +151,7 @@ class ActionDone(Message):
     """An action on a lease finished; ``text`` is shown as a toast."""
 
     text: str
-    severity: str = "information"
+    severity: SeverityLevel = "information"
     lease: Lease | None = None
 
 

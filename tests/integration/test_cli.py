@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiodocker
 import pytest
 import redis
 
@@ -137,11 +139,43 @@ def test_provision_without_wait_completes_in_background(cli: Cli) -> None:
         (["provision", "offline", "--wait"], 1, "provision failed"),
     ],
 )
-def test_bad_input(cli: Cli, args: list[str], code: int, text: str) -> None:
+def test_bad_input(
+    cli: Cli,
+    args: list[str],
+    code: int,
+    text: str,
+    docker_url: str,
+    redis_url: str,
+    key_prefix: str,
+) -> None:
     _assert_one_line_error(cli(*args), code, text)
     rows = cli.json("ls", "--all")
     assert isinstance(rows, list)
-    assert all(row["status"] == "failed" for row in rows)  # only the failed pull is recorded
+    # Nothing is left behind: no container, no quota held; only a failed pull is on record.
+    expected = ["failed"] if args[0] == "provision" and args[1] == "offline" else []
+    assert [row["status"] for row in rows] == expected
+    assert _containers(docker_url, key_prefix) == []
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        assert client.scard(f"{key_prefix}:active") == 0
+    finally:
+        client.close()
+
+
+def _containers(docker_url: str, prefix: str) -> list[str]:
+    """Ids of every container of this test's installation, in any state."""
+
+    async def listing() -> list[str]:
+        docker = aiodocker.Docker(url=docker_url)
+        try:
+            found = await docker.containers.list(
+                all=True, filters={"label": [f"containerlease.instance={prefix}"]}
+            )
+            return [c.id for c in found]
+        finally:
+            await docker.close()
+
+    return asyncio.run(listing())
 
 
 def test_services_unreachable(config_file: Path, tmp_path: Path) -> None:
@@ -154,10 +188,38 @@ def test_services_unreachable(config_file: Path, tmp_path: Path) -> None:
 
 
 def test_usage_errors_exit_2(cli: Cli) -> None:
-    done = cli("provision")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    done = cli("frobnicate")
-    assert done.returncode == 2
+    _assert_one_line_error(cli("provision"), 2, "Missing argument 'IMAGE'")
+    _assert_one_line_error(cli("frobnicate"), 2, "No such command 'frobnicate'")
+    _assert_one_line_error(cli("ls", "--bogus"), 2, "No such option")
+    _assert_one_line_error(cli("provision", "busybox", "--duration"), 2, "requires an argument")
+
+
+def test_followed_logs_into_a_closed_pipe_end_quietly(cli: Cli) -> None:
+    lease = cli.json("provision", "busybox", "--duration", "10m", "--wait")
+    assert isinstance(lease, dict)
+    # `containerlease logs ID -f | head -n 2`: head exits, the next write meets a closed pipe.
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "containerlease_tui", "logs", str(lease["id"]), "--follow"],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert follower.stdout is not None and follower.stderr is not None
+    first = follower.stdout.readline()
+    assert first.strip() == b"tick"
+    follower.stdout.close()
+    code = follower.wait(timeout=30)
+    err = follower.stderr.read().decode()
+    assert code == 0, err
+    assert err == ""
+
+
+def test_hidden_complete_cannot_touch_a_running_lease(cli: Cli, docker_url: str) -> None:
+    lease = cli.json("provision", "busybox", "--duration", "10m", "--wait")
+    assert isinstance(lease, dict)
+    _assert_one_line_error(cli("_complete", str(lease["id"])), 2, "not pending")
+    (row,) = cli.json("ls")  # type: ignore[misc]
+    assert row["status"] == "running" and row["docker_id"] == lease["docker_id"]
 
 
 def test_images(cli: Cli) -> None:
@@ -166,3 +228,46 @@ def test_images(cli: Cli) -> None:
     by_name = {row["name"]: row for row in rows}
     assert by_name["busybox"]["present"] is True
     assert by_name["offline"]["present"] is False
+
+
+def test_provision_wait_on_a_terminal_shows_steps_and_pull_progress(
+    config_file: Path, pull_image: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "pulling.toml"
+    config.write_text(
+        config_file.read_text()
+        + f'\n[images.pulled]\nref = "{pull_image}"\nhourly_rate = "0.01"\n'
+        + 'cmd = ["/bin/sh", "-c", "trap \'exit 0\' TERM; while :; do sleep 1; done"]\n'
+    )
+    main, tty = os.openpty()  # stderr on a terminal, stdout a pipe (as in `x=$(…)`)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "containerlease_tui", "provision", "pulled", "--wait", "--json"],
+            env={**os.environ, "CONTAINERLEASE_CONFIG": str(config)},
+            stdout=subprocess.PIPE,
+            stderr=tty,
+            text=True,
+            timeout=120,
+        )
+        os.close(tty)
+        tty = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        if tty >= 0:
+            os.close(tty)
+        os.close(main)
+    err = b"".join(chunks).decode(errors="replace")
+    assert done.returncode == 0, err
+    lease = json.loads(done.stdout)
+    assert lease["status"] == "running"
+    assert f"pulling {pull_image}" in err
+    assert "layers " in err and "MiB" in err
+    assert "running" in err

@@ -213,6 +213,21 @@ async def test_ensure_image_on_a_local_image_does_not_pull(engine: Engine, test_
     assert time.monotonic() - started < 2
 
 
+async def test_a_real_pull_reports_layers_and_bytes(engine: Engine, pull_image: str) -> None:
+    assert not await engine.image_present(pull_image)
+    seen: list[PullProgress] = []
+    await engine.ensure_image(pull_image, seen.append)
+    assert await engine.image_present(pull_image)
+    layers = {p.layer for p in seen if p.layer}
+    assert layers, seen
+    downloading = [p for p in seen if p.status == "Downloading"]
+    assert downloading, [p.status for p in seen]
+    assert max(p.total for p in downloading) > 4 << 20  # the 4 MiB payload, compressed or not
+    assert any(0 < p.current < p.total for p in downloading)
+    last = seen[-1]
+    assert last.layers_total == len(layers) and last.layers_done == last.layers_total
+
+
 async def test_invalid_image_reference(engine: Engine) -> None:
     with pytest.raises(ImageUnavailable, match="UPPER/case:1 is not a valid image reference"):
         await engine.ensure_image("UPPER/case:1")

@@ -9,15 +9,25 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import aiodocker
 import pytest
+import redis.asyncio as aioredis
 
 from containerlease_tui.config import Settings
-from containerlease_tui.engine import LABEL_EXPIRES, LABEL_INSTANCE, LABEL_LEASE, LABEL_OWNER
+from containerlease_tui.engine import (
+    LABEL_EXPIRES,
+    LABEL_INSTANCE,
+    LABEL_LEASE,
+    LABEL_OWNER,
+    PullProgress,
+)
 from containerlease_tui.leases import (
+    Forbidden,
     InvalidInput,
+    LeaseError,
     LeaseService,
     NotFound,
     ProvisionFailed,
@@ -25,7 +35,7 @@ from containerlease_tui.leases import (
     QuotaError,
     ServiceUnavailable,
 )
-from containerlease_tui.models import EventType, LeaseStatus
+from containerlease_tui.models import EventType, Lease, LeaseStatus, utcnow
 
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
@@ -130,22 +140,58 @@ async def test_bad_input_changes_nothing(
     assert await _our_containers(docker, service.settings.redis.key_prefix) == []
 
 
+async def _insert_with_id(service: LeaseService, lease_id: str, name: str) -> Lease:
+    lease = service.check(ProvisionRequest("busybox", "10m", name=name))
+    lease = lease.model_copy(update={"id": lease_id})
+    await service.store.insert(lease, max_per_user=100, max_total=300)
+    return lease
+
+
 async def test_unknown_and_ambiguous_ids(service: LeaseService) -> None:
     with pytest.raises(NotFound):
         await service.extend("zzzzzzzz", "1m")
     with pytest.raises(InvalidInput, match="invalid lease id"):
         await service.release("../etc")
-    a = await service.submit(ProvisionRequest("busybox", "10m", name="same"))
-    b = await service.submit(ProvisionRequest("busybox", "10m", name="other"))
-    # Two ids always share the empty prefix; find a real shared prefix or force one by name.
-    common = next((a.id[:n] for n in range(3, 0, -1) if a.id[:n] == b.id[:n]), None)
-    if common and len(common) >= 2:
-        with pytest.raises(InvalidInput, match="ambiguous"):
-            await service.resolve(common)
-    with pytest.raises(InvalidInput, match="already have an active lease named"):
-        await service.submit(ProvisionRequest("busybox", "10m", name="same"))
+    a = await _insert_with_id(service, "abcd2345", "same")
+    b = await _insert_with_id(service, "abcd6789", "other")
+    with pytest.raises(InvalidInput, match="ambiguous lease id 'abcd'") as caught:
+        await service.resolve("abcd")
+    assert caught.value.exit_code == 2
+    assert "abcd2345" in str(caught.value) and "abcd6789" in str(caught.value)
+    assert (await service.resolve("abcd2")).id == a.id
+    assert (await service.resolve(b.id)).id == b.id
     assert (await service.resolve("same")).id == a.id
-    assert (await service.resolve(b.id[:6])).id == b.id
+    with pytest.raises(InvalidInput, match="already has an active lease named 'same'"):
+        await service.submit(ProvisionRequest("busybox", "10m", name="same"))
+    # Two closed leases of one name: the name no longer says which.
+    for lease in (a, b):
+        await service.store.update(lease.id, lambda x: x.transition(LeaseStatus.RELEASED))
+    c = await _insert_with_id(service, "abcd3456", "same")  # a closed lease frees its name
+    await service.store.update(c.id, lambda x: x.transition(LeaseStatus.RELEASED))
+    with pytest.raises(InvalidInput, match="ambiguous lease name 'same'"):
+        await service.resolve("same")
+
+
+async def test_ids_past_retention_leave_the_index(
+    service: LeaseService, redis_client: aioredis.Redis
+) -> None:
+    await _insert_with_id(service, "wxyz2345", "one")
+    await _insert_with_id(service, "wxyz6789", "two")
+    # The record's own TTL ran out (retention passed): Redis dropped the hash.
+    await redis_client.delete(service.store.keys.lease("wxyz6789"))
+    assert (await service.resolve("wxyz")).id == "wxyz2345"
+    assert await redis_client.zscore(service.store.keys.ids, "wxyz6789") is None
+
+
+async def test_same_name_race_has_one_winner(service: LeaseService) -> None:
+    results = await asyncio.gather(
+        *(service.submit(ProvisionRequest("busybox", "10m", name="dup")) for _ in range(10)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, Lease)]
+    losers = [r for r in results if isinstance(r, InvalidInput)]
+    assert len(winners) == 1 and len(losers) == 9, results
+    assert await service.store.active_count("alice") == 1
 
 
 async def test_failed_pull_cleans_up(service: LeaseService, docker: aiodocker.Docker) -> None:
@@ -262,5 +308,112 @@ async def test_crash_between_create_and_start_leaves_traces(
         assert lease.status is LeaseStatus.CREATING
         assert lease.docker_id == cid
         assert lease_id in await svc.store.due(lease.expires_at)
+    finally:
+        await svc.close()
+
+
+async def test_complete_touches_only_a_pending_lease_of_ones_own(
+    service: LeaseService, settings: Settings, docker: aiodocker.Docker
+) -> None:
+    lease = await service.provision(ProvisionRequest("busybox", "10m", name="mine"))
+    assert lease.docker_id
+    bob = LeaseService.open(settings, user="bob")
+    try:
+        with pytest.raises(Forbidden, match="belongs to alice"):
+            await bob.complete(lease.id)
+    finally:
+        await bob.close()
+    with pytest.raises(InvalidInput, match="is running, not pending"):
+        await service.complete(lease.id)
+    current = await service.store.get(lease.id)
+    assert current is not None and current.status is LeaseStatus.RUNNING
+    info = await docker.containers.container(lease.docker_id).show()
+    assert info["State"]["Running"] is True
+
+
+async def test_a_second_provisioner_changes_nothing(service: LeaseService) -> None:
+    lease = await service.submit(ProvisionRequest("busybox", "10m"))
+    assert await service.store.provisioning_start(lease.id, timedelta(seconds=30))
+    with pytest.raises(InvalidInput, match="already being provisioned"):
+        await service.complete(lease.id)
+    current = await service.store.get(lease.id)
+    assert current is not None and current.status is LeaseStatus.PENDING
+    await service.store.provisioning_done(lease.id)
+    done = await service.complete(lease.id)
+    assert done.status is LeaseStatus.RUNNING
+    # The provisioner's liveness key is gone once it is done.
+    assert await service.store.provisioning_alive([lease.id]) == set()
+
+
+async def test_extend_refused_once_due_or_claimed(service: LeaseService) -> None:
+    lease = await service.provision(ProvisionRequest("busybox", "1s"))
+    # Until its deadline has passed (no reaper runs here, so it stays unreaped).
+    await asyncio.sleep(max(0.0, (lease.expires_at - utcnow()).total_seconds()) + 0.02)
+    with pytest.raises(InvalidInput, match="too late to extend"):
+        await service.extend(lease.id, "30m")
+    other = await service.provision(ProvisionRequest("busybox", "10m"))
+    token = await service.store.claim(other.id, timedelta(seconds=30))
+    assert token
+    with pytest.raises(LeaseError, match="being removed by a reaper"):
+        await service.extend(other.id, "30m")
+    await service.store.release_claim(other.id, token)
+    extended = await service.extend(other.id, "30m")
+    assert extended.expires_at - other.expires_at == timedelta(minutes=30)
+
+
+async def test_budget_is_given_back_by_failures_and_early_releases(settings: Settings) -> None:
+    budgeted = settings.model_copy(deep=True)
+    budgeted.limits.daily_budget_hours = Decimal("1")
+    svc = LeaseService.open(budgeted, user="alice")
+    try:
+        for _ in range(3):  # 3 x 30 min would overflow the budget if failures kept their hours
+            with pytest.raises(ProvisionFailed):
+                await svc.provision(ProvisionRequest("offline", "30m"))
+        assert await svc.store.budget_used("alice") == 0
+        lease = await svc.provision(ProvisionRequest("busybox", "40m"))
+        assert abs(await svc.store.budget_used("alice") - Decimal(40) / 60) < Decimal("0.001")
+        with pytest.raises(QuotaError, match="daily budget"):
+            await svc.provision(ProvisionRequest("busybox", "30m"))
+        await svc.release(lease.id)
+        assert await svc.store.budget_used("alice") < Decimal("0.01")  # seconds were used
+        again = await svc.provision(ProvisionRequest("busybox", "50m"))
+        assert again.status is LeaseStatus.RUNNING
+    finally:
+        await svc.close()
+
+
+async def test_provision_pulls_an_image_it_lacks(
+    settings: Settings, pull_image: str, docker: aiodocker.Docker
+) -> None:
+    pulling = settings.model_copy(deep=True)
+    busybox = settings.images["busybox"]
+    pulling.images["pulled"] = busybox.model_copy(update={"ref": pull_image})
+    svc = LeaseService.open(pulling, user="alice")
+    statuses: list[LeaseStatus] = []
+    progress: list[PullProgress] = []
+    try:
+        lease = await svc.provision(
+            ProvisionRequest("pulled", "10m"),
+            on_progress=progress.append,
+            on_status=lambda x: statuses.append(x.status),
+        )
+        assert lease.status is LeaseStatus.RUNNING
+        assert statuses == [
+            LeaseStatus.PENDING,
+            LeaseStatus.PULLING,
+            LeaseStatus.CREATING,
+            LeaseStatus.RUNNING,
+        ]
+        assert any(p.status == "Downloading" and p.total > 0 for p in progress)
+        events = [e.type for e in await svc.store.events_for(lease.id)]
+        assert events == [
+            EventType.CREATED,
+            EventType.PULLING,
+            EventType.CREATING,
+            EventType.RUNNING,
+        ]
+        assert lease.docker_id
+        info = await docker.containers.container(lease.docker_id).show()
+        assert info["Config"]["Image"] == pull_image
     finally:
         await svc.close()

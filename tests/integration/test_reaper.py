@@ -38,7 +38,7 @@ from containerlease_tui.engine import (
 )
 from containerlease_tui.models import EventType, Lease, LeaseStatus, Resources, utcnow
 from containerlease_tui.reaper import NO_REAPER, Reaper, reaper_status
-from containerlease_tui.store import LeaseStore
+from containerlease_tui.store import LeaseStore, ReaperBeat
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_containers")]
 
@@ -92,8 +92,10 @@ async def make_lease(
     expires_at: datetime | None = None,
     duration: timedelta | None = None,
     owner: str = "alice",
+    age: timedelta = timedelta(0),
 ) -> Lease:
-    """A running lease with a labelled container, as LeaseService.provision leaves it."""
+    """A running lease with a labelled container, as LeaseService.provision leaves it
+    (``age`` ago: its ``created_at`` lies that far in the past)."""
     image = settings.images["busybox"]
     now = utcnow()
     lease = Lease(
@@ -102,7 +104,7 @@ async def make_lease(
         image="busybox",
         image_ref=image.ref,
         resources=Resources(cpus=image.cpus, memory=image.memory, pids=image.pids),
-        created_at=now,
+        created_at=now - age,
         expires_at=expires_at or now + (duration or timedelta(hours=1)),
         hourly_rate=image.hourly_rate,
     )
@@ -337,7 +339,12 @@ async def test_short_lease_is_reaped_within_a_second_of_its_deadline(
     settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
 ) -> None:
     # A long poll interval: only the created event and the deadline itself can wake it in time.
-    cfg = tuned(settings, interval=timedelta(seconds=60), warnings=[timedelta(seconds=1)])
+    # The 10 s warning point lies before the 2 s lease began, so only the 1 s one is sent.
+    cfg = tuned(
+        settings,
+        interval=timedelta(seconds=60),
+        warnings=[timedelta(seconds=10), timedelta(seconds=1)],
+    )
     reaper = Reaper(cfg, store, engine, mode="test")
     async with running(reaper):
         await asyncio.sleep(0.3)  # the reaper is asleep with nothing due when the lease appears
@@ -588,22 +595,31 @@ async def test_dry_run_changes_nothing(
         container_spec(settings, f"cl-{prefix}-ghost", labels_for(ghost, prefix))
     )
     leases = await make_many(3, settings, store, engine, expires_at=utcnow())
-    soon = await make_lease(settings, store, engine, duration=timedelta(seconds=90))
+    soon = await make_lease(
+        settings, store, engine, duration=timedelta(seconds=90), age=timedelta(minutes=5)
+    )
     containers = set(await our_containers(engine, prefix))
     assert len(containers) == 5
 
-    async def snapshot() -> tuple[dict[str, str], list[str], int]:
-        keys = sorted([k async for k in redis_client.scan_iter(match=f"{prefix}:*")])
+    async def snapshot() -> dict[str, str]:
+        """Every key of this installation, whatever its type, with its whole value."""
         values = {}
-        for key in keys:
+        async for key in redis_client.scan_iter(match=f"{prefix}:*"):
             kind = await redis_client.type(key)
             if kind == "hash":
-                values[key] = json.dumps(await redis_client.hgetall(key), sort_keys=True)
+                value: object = await redis_client.hgetall(key)
             elif kind == "zset":
-                values[key] = json.dumps(await redis_client.zrange(key, 0, -1, withscores=True))
+                value = await redis_client.zrange(key, 0, -1, withscores=True)
+            elif kind == "set":
+                value = sorted(await redis_client.smembers(key))
             elif kind == "string":
-                values[key] = str(await redis_client.get(key))
-        return values, keys, await redis_client.xlen(f"{prefix}:events")
+                value = await redis_client.get(key)
+            elif kind == "stream":
+                value = await redis_client.xrange(key)
+            else:
+                raise AssertionError(f"{key} has an unexpected type {kind}")
+            values[key] = f"{kind}:{json.dumps(value, sort_keys=True)}"
+        return values
 
     before = await snapshot()
     proc = await start_headless("--once", "--dry-run")
@@ -913,4 +929,99 @@ async def test_heartbeat_while_running_and_status_line(
         assert f"(pid {os.getpid()}, last pass " in line
         (beat,) = await store.reapers()
         assert beat.mode == "test" and beat.version and beat.passes >= 1
+        # A key of its own that expires by itself if the reaper dies without a word.
+        ttl_ms = await store.redis.pttl(store.keys.reaper(beat.key))
+        assert 0 < ttl_ms <= beat.ttl_seconds * 1000
     assert await reaper_status(store) == NO_REAPER
+
+
+async def test_a_dead_reapers_heartbeat_expires_by_itself(store: LeaseStore) -> None:
+    beat = ReaperBeat(host="gone-host", pid=1, ttl_seconds=0.3)
+    await store.heartbeat(beat)
+    assert [b.host for b in await store.reapers()] == ["gone-host"]
+
+    async def expired() -> bool:
+        return await store.reapers() == []
+
+    await wait_for(expired, 3, "the heartbeat key to expire")
+    assert not await store.redis.sismember(store.keys.reapers, beat.key)
+
+
+# --- robustness ------------------------------------------------------------------------------
+
+
+async def test_an_unreadable_event_is_stepped_over_and_stop_stays_prompt(
+    settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
+) -> None:
+    # An entry a newer version might write: this one cannot parse it.
+    await redis_client.xadd(store.keys.events, {"type": "from-the-future", "lease": "x"})
+    batch = await store.follow_events("0")
+    assert batch.events == [] and batch.cursor != "0"
+
+    async def xreads() -> int:
+        stats = await redis_client.info("commandstats")
+        return int(stats.get("cmdstat_xread", {}).get("calls", 0))
+
+    reaper = Reaper(tuned(settings, interval=timedelta(seconds=2)), store, engine, mode="test")
+    stop = asyncio.Event()
+    task = asyncio.create_task(reaper.run(stop))
+    await asyncio.sleep(0.2)
+    await redis_client.xadd(store.keys.events, {"type": "from-the-future", "lease": "y"})
+    before = await xreads()
+    await asyncio.sleep(1.0)
+    calls = await xreads() - before
+    assert calls < 10, f"{calls} XREADs in a second: the follower spins on the entry"
+    started = time.monotonic()
+    stop.set()
+    async with asyncio.timeout(5):
+        await task
+    assert time.monotonic() - started < 3
+
+
+async def test_sweep_fails_a_provision_whose_process_died(
+    settings: Settings,
+    store: LeaseStore,
+    engine: Engine,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from containerlease_tui import reaper as reaper_module
+
+    monkeypatch.setattr(reaper_module, "STALLED_AFTER", timedelta(seconds=1))
+    prefix = settings.redis.key_prefix
+    image = settings.images["busybox"]
+
+    def pending(name: str) -> Lease:
+        now = utcnow()
+        return Lease(
+            name=name,
+            owner="alice",
+            image="busybox",
+            image_ref=image.ref,
+            created_at=now - timedelta(seconds=5),
+            expires_at=now + timedelta(hours=1),
+            hourly_rate=image.hourly_rate,
+        )
+
+    # Crashed after creating its container (labelled, never recorded), and one still at work.
+    crashed, working = pending("crashed"), pending("working")
+    for lease in (crashed, working):
+        await store.insert(lease, max_per_user=10, max_total=10)
+    await store.update(crashed.id, lambda x: x.transition(LeaseStatus.CREATING))
+    orphan = await engine.create(
+        container_spec(settings, crashed.container_name, labels_for(crashed, prefix))
+    )
+    assert await store.provisioning_start(working.id, timedelta(seconds=30))
+    assert await store.active_count("alice") == 2
+
+    result = await Reaper(settings, store, engine, mode="test").run_once()
+
+    failed = await store.get(crashed.id)
+    assert failed is not None and failed.status is LeaseStatus.FAILED
+    assert failed.error and "provisioning stopped" in failed.error
+    assert await engine.inspect(orphan) is None
+    still = await store.get(working.id)
+    assert still is not None and still.status is LeaseStatus.PENDING
+    assert await store.active_count("alice") == 1  # the crashed one's quota slot is free
+    assert result.swept >= 1
+    assert EventType.FAILED in [e.type for e in await store.events_for(crashed.id)]

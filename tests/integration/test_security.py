@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import grp
 import io
+import json
 import os
 import pwd
 import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,22 +48,36 @@ class Run:
     err: str
 
 
-def _run_as(user: str, config: Path, *args: str) -> Run:
-    """Fork, become ``user`` (uid, gid, groups), run ``containerlease ARGS``; collect output."""
+def _run_as(
+    user: str,
+    config: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: bytes = b"",
+) -> Run:
+    """Fork, become ``user`` (uid, gid, groups), run ``containerlease ARGS``; collect output.
+
+    ``env`` is added to the environment; ``stdin`` is what the command reads (then EOF).
+    """
     entry = pwd.getpwnam(user)
     groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
+    in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         code = 1
         try:
+            os.close(in_w)
+            os.dup2(in_r, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             os.setgroups(groups)
             os.setgid(entry.pw_gid)
             os.setuid(entry.pw_uid)
             os.environ.update({"CONTAINERLEASE_CONFIG": str(config), "HOME": "/", "USER": "root"})
+            os.environ.update(env or {})
+            sys.stdin = io.TextIOWrapper(os.fdopen(0, "rb", closefd=False))
             sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
             sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
             sys.argv = ["containerlease", *args]
@@ -71,8 +88,11 @@ def _run_as(user: str, config: Path, *args: str) -> Run:
                 code = exc.code if isinstance(exc.code, int) else 1
         finally:
             os._exit(code)
+    os.close(in_r)
     os.close(out_w)
     os.close(err_w)
+    with os.fdopen(in_w, "wb") as feed:
+        feed.write(stdin)  # small: fits in the pipe before the child reads
     with os.fdopen(out_r) as out, os.fdopen(err_r) as err:
         out_text, err_text = out.read(), err.read()
     _, status = os.waitpid(pid, 0)
@@ -80,8 +100,9 @@ def _run_as(user: str, config: Path, *args: str) -> Run:
 
 
 @pytest.fixture
-def shared_config(config_file: Path) -> Iterator[Path]:
-    """The test config, readable by the other users, with cl-admin as an admin."""
+def make_shared_config(config_file: Path) -> Iterator[Callable[..., Path]]:
+    """A factory: the test config plus a ``[security]`` body (and text replacements), readable
+    by the other users."""
     if os.getuid() != 0:
         pytest.skip("switching OS users needs root (scripts/test runs as root in CI)")
     for user in USERS:
@@ -91,19 +112,52 @@ def shared_config(config_file: Path) -> Iterator[Path]:
             pytest.fail(f"OS user {user} is missing: scripts/test creates it")
     folder = Path(tempfile.mkdtemp(prefix="cl-sec-"))
     folder.chmod(0o755)
-    path = folder / "config.toml"
-    path.write_text(config_file.read_text() + '\n[security]\nadmins = ["cl-admin"]\n')
-    path.chmod(0o644)
-    yield path
-    path.unlink()
-    folder.rmdir()
+    made = 0
+
+    def make(security: str, replace: dict[str, str] | None = None) -> Path:
+        nonlocal made
+        made += 1
+        text = config_file.read_text()
+        for old, new in (replace or {}).items():
+            assert old in text, old
+            text = text.replace(old, new)
+        path = folder / f"config-{made}.toml"
+        path.write_text(f"{text}\n[security]\n{security}\n")
+        path.chmod(0o644)
+        return path
+
+    yield make
+    shutil.rmtree(folder)
+
+
+@pytest.fixture
+def shared_config(make_shared_config: Callable[..., Path]) -> Path:
+    """The test config, readable by the other users, with cl-admin as an admin."""
+    return make_shared_config('admins = ["cl-admin"]')
+
+
+def _provision_as(user: str, config: Path, *extra: str) -> dict[str, object]:
+    made = _run_as(user, config, "provision", "busybox", "--wait", "--json", *extra)
+    assert made.code == 0, made.err
+    lease: dict[str, object] = json.loads(made.out)
+    return lease
+
+
+def _status_as(user: str, config: Path, lid: str) -> dict[str, object]:
+    seen = _run_as(user, config, "status", lid, "--json")
+    assert seen.code == 0, seen.err
+    status: dict[str, object] = json.loads(seen.out)
+    return status
+
+
+def _refused(run: Run, owner: str) -> bool:
+    one_line = len(run.err.strip().splitlines()) == 1
+    return run.code == 1 and f"belongs to {owner}" in run.err and one_line
 
 
 def test_owner_is_the_os_user_and_others_are_refused(shared_config: Path) -> None:
     made = _run_as("cl-alice", shared_config, "provision", "busybox", "--wait", "--json")
     assert made.code == 0, made.err
-    import json
-
     lease = json.loads(made.out)
     assert lease["owner"] == "cl-alice"  # from the uid, although $USER said root
     lid = lease["id"]
@@ -134,6 +188,182 @@ def test_owner_is_the_os_user_and_others_are_refused(shared_config: Path) -> Non
     assert extended.code == 0, extended.err
     removed = _run_as("cl-admin", shared_config, "rm", lid)
     assert removed.code == 0, removed.err
+
+
+def test_admin_may_shell_stop_start_restart_anothers_lease(shared_config: Path) -> None:
+    lid = str(_provision_as("cl-alice", shared_config)["id"])
+
+    # Not an admin: no lifecycle operation on somebody else's container, and nothing changes.
+    for args in (["stop", lid], ["start", lid], ["restart", lid]):
+        assert _refused(_run_as("cl-bob", shared_config, *args), "cl-alice"), args
+    assert _status_as("cl-alice", shared_config, lid)["state"] == "running"
+
+    shell = _run_as(
+        "cl-admin", shared_config, "shell", lid, stdin=b"echo admin-in-$((6*7))\nexit 3\n"
+    )
+    assert shell.code == 3, shell  # the shell's own exit status
+    assert "admin-in-42" in shell.out
+
+    stopped = _run_as("cl-admin", shared_config, "stop", lid, "--json")
+    assert stopped.code == 0, stopped.err
+    status = _status_as("cl-alice", shared_config, lid)
+    assert (status["status"], status["state"]) == ("stopped", "exited")
+    assert _refused(_run_as("cl-bob", shared_config, "start", lid), "cl-alice")
+    assert _status_as("cl-alice", shared_config, lid)["state"] == "exited"
+
+    started = _run_as("cl-admin", shared_config, "start", lid)
+    assert started.code == 0, started.err
+    assert _status_as("cl-alice", shared_config, lid)["state"] == "running"
+    restarted = _run_as("cl-admin", shared_config, "restart", lid)
+    assert restarted.code == 0, restarted.err
+    status = _status_as("cl-alice", shared_config, lid)
+    assert (status["status"], status["state"], status["owner"]) == (
+        "running",
+        "running",
+        "cl-alice",
+    )
+
+
+@pytest.fixture
+def admin_group() -> Iterator[str]:
+    """A throwaway OS group with cl-admin as its only member (removed afterwards)."""
+    if os.getuid() != 0 or not (shutil.which("groupadd") and shutil.which("gpasswd")):
+        pytest.skip("creating an OS group needs root and groupadd/gpasswd")
+    name = f"cl-adm{secrets.token_hex(3)}"
+    subprocess.run(["groupadd", name], check=True, capture_output=True)
+    try:
+        subprocess.run(["gpasswd", "-a", "cl-admin", name], check=True, capture_output=True)
+        yield name
+    finally:
+        subprocess.run(["groupdel", name], check=False, capture_output=True)
+
+
+def test_admin_group_members_are_admins(
+    make_shared_config: Callable[..., Path], admin_group: str
+) -> None:
+    config = make_shared_config(f'admin_group = "{admin_group}"')  # and no admins list
+    lid = str(_provision_as("cl-alice", config)["id"])
+
+    doctor = _run_as("cl-admin", config, "doctor")
+    assert "user:   cl-admin (admin)" in doctor.out, doctor
+    doctor = _run_as("cl-bob", config, "doctor")
+    assert "user:   cl-bob\n" in doctor.out, doctor
+
+    assert _refused(_run_as("cl-bob", config, "stop", lid), "cl-alice")
+    logs = _run_as("cl-admin", config, "logs", lid, "--tail", "2")
+    assert logs.code == 0 and "tick" in logs.out, logs.err
+    for args in (["stop", lid], ["start", lid], ["extend", lid, "--by", "5m"]):
+        done = _run_as("cl-admin", config, *args)
+        assert done.code == 0, (args, done.err)
+    assert _run_as("cl-admin", config, "rm", lid).code == 0
+    assert _status_as("cl-alice", config, lid)["status"] == "released"
+
+
+def test_extension_limits_on_the_command_line(make_shared_config: Callable[..., Path]) -> None:
+    config = make_shared_config(
+        "admins = []",
+        {
+            'max_duration = "8h"': 'max_duration = "1h"',
+            'max_lifetime = "24h"': 'max_lifetime = "2h"',
+        },
+    )
+    lease = _provision_as("cl-alice", config, "-d", "1h")
+    lid = str(lease["id"])
+
+    too_long = _run_as("cl-alice", config, "extend", lid, "--by", "90m")
+    assert too_long.code == 2, too_long
+    assert "extension 1h30m is out of range" in too_long.err and "to 1h" in too_long.err
+    unchanged = _status_as("cl-alice", config, lid)
+    assert (unchanged["expires_at"], unchanged["extensions"]) == (lease["expires_at"], 0)
+
+    full = _run_as("cl-alice", config, "extend", lid, "--by", "1h", "--json")
+    assert full.code == 0, full.err  # exactly the total lifetime: allowed
+    extended = json.loads(full.out)
+    assert extended["extensions"] == 1
+
+    over = _run_as("cl-alice", config, "extend", lid, "--by", "1s")
+    assert over.code == 2, over
+    assert "at most 2h in total" in over.err
+    assert len(over.err.strip().splitlines()) == 1
+    after = _status_as("cl-alice", config, lid)
+    assert (after["expires_at"], after["extensions"]) == (extended["expires_at"], 1)
+    assert after["status"] == "running"
+
+
+def _cli_as_root(config: Path, *args: str, sudo_uid: int | None) -> Run:
+    """A real ``containerlease`` process as root (this suite's user), as sudo would start it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(("CONTAINERLEASE_", "SUDO_"))
+    }
+    env["CONTAINERLEASE_CONFIG"] = str(config)
+    if sudo_uid is not None:
+        env["SUDO_UID"] = str(sudo_uid)
+    done = subprocess.run(
+        [sys.executable, "-m", "containerlease_tui", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+async def test_behind_sudo_the_caller_owns_the_lease(
+    make_shared_config: Callable[..., Path], docker: aiodocker.Docker
+) -> None:
+    """``[security] service_user``: root plays the service user a sudo rule runs as."""
+    config = make_shared_config('service_user = "root"')
+    alice, bob = pwd.getpwnam("cl-alice").pw_uid, pwd.getpwnam("cl-bob").pw_uid
+
+    made = await asyncio.to_thread(
+        _cli_as_root, config, "provision", "busybox", "--wait", "--json", sudo_uid=alice
+    )
+    assert made.code == 0, made.err
+    lease = json.loads(made.out)
+    assert lease["owner"] == "cl-alice"
+    info = await docker.containers.container(lease["docker_id"]).show()
+    assert info["Config"]["Labels"]["containerlease.owner"] == "cl-alice"
+
+    mine = await asyncio.to_thread(_cli_as_root, config, "ls", "--json", sudo_uid=alice)
+    assert [x["id"] for x in json.loads(mine.out)] == [lease["id"]]
+    refused = await asyncio.to_thread(_cli_as_root, config, "rm", lease["id"], sudo_uid=bob)
+    assert _refused(refused, "cl-alice"), refused
+    # A uid without an account is named by its number.
+    unknown = await asyncio.to_thread(
+        _cli_as_root,
+        config,
+        "provision",
+        "busybox",
+        "--wait",
+        "--json",
+        "-d",
+        "5m",
+        sudo_uid=3999999991,
+    )
+    assert unknown.code == 0, unknown.err
+    assert json.loads(unknown.out)["owner"] == "uid3999999991"
+    removed = await asyncio.to_thread(_cli_as_root, config, "rm", lease["id"], sudo_uid=alice)
+    assert removed.code == 0, removed.err
+
+
+def test_sudo_uid_is_ignored_unless_configured_and_run_as_the_service_user(
+    make_shared_config: Callable[..., Path],
+) -> None:
+    alice = str(pwd.getpwnam("cl-alice").pw_uid)
+    plain = make_shared_config("admins = []")
+    made = _cli_as_root(plain, "provision", "busybox", "--wait", "--json", sudo_uid=int(alice))
+    assert made.code == 0, made.err
+    assert json.loads(made.out)["owner"] == "root"  # no service_user: SUDO_UID means nothing
+
+    # cl-bob is not the service user: setting SUDO_UID himself makes him nobody else.
+    behind = make_shared_config('service_user = "root"')
+    spoof = _run_as(
+        "cl-bob", behind, "provision", "busybox", "--wait", "--json", env={"SUDO_UID": alice}
+    )
+    assert spoof.code == 0, spoof.err
+    assert json.loads(spoof.out)["owner"] == "cl-bob"
 
 
 async def test_parallel_provisions_respect_the_user_quota(settings: Settings) -> None:

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from containerlease_tui.config import (
     DockerSettings,
@@ -21,7 +21,10 @@ from containerlease_tui.config import (
 from containerlease_tui.engine import EngineUnavailable, PullProgress
 from containerlease_tui.leases import LeaseService, ProvisionRequest, ServiceUnavailable
 from containerlease_tui.models import EventType, Lease, LeaseEvent, LeaseStatus, Resources
-from containerlease_tui.store import ReaperBeat, StoreUnavailable
+from containerlease_tui.store import EventBatch, ReaperBeat, StoreUnavailable
+
+if TYPE_CHECKING:
+    from containerlease_tui.tui import ContainerLeaseApp
 
 NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
 """The fixed "now" of every rendering test."""
@@ -195,8 +198,9 @@ DEMO_LOGS = [
 class FakeStore:
     """Answers the store calls the app makes, from memory."""
 
-    def __init__(self, *, redis_ok: bool = True) -> None:
+    def __init__(self, *, redis_ok: bool = True, reaper_alive: bool = True) -> None:
         self.redis_ok = redis_ok
+        self.reaper_alive = reaper_alive
 
     async def ping(self) -> None:
         if not self.redis_ok:
@@ -205,6 +209,8 @@ class FakeStore:
     async def reapers(self) -> list[ReaperBeat]:
         if not self.redis_ok:
             raise StoreUnavailable(REDIS_DOWN)
+        if not self.reaper_alive:
+            return []
         return [ReaperBeat(host="devbox", pid=4242, last_seen=NOW.isoformat())]
 
     async def last_event_id(self) -> str:
@@ -248,11 +254,12 @@ class FakeService(LeaseService):
         user: str = "alice",
         redis_ok: bool = True,
         docker_ok: bool = True,
+        reaper_alive: bool = True,
         logs: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__(
             settings or demo_settings(),
-            FakeStore(redis_ok=redis_ok),  # type: ignore[arg-type]
+            FakeStore(redis_ok=redis_ok, reaper_alive=reaper_alive),  # type: ignore[arg-type]
             FakeEngine(docker_ok=docker_ok),  # type: ignore[arg-type]
             user=user,
             admin=False,
@@ -286,17 +293,17 @@ class FakeService(LeaseService):
             raise ServiceUnavailable(REDIS_DOWN)
         return [x for x in self.leases if all_users or x.owner == self.user]
 
-    async def events(self, after: str = "$", block_ms: int | None = 2000) -> list[LeaseEvent]:
+    async def events(self, after: str = "$", block_ms: int | None = 2000) -> EventBatch:
         if not self.store.redis_ok:  # type: ignore[attr-defined]
             raise ServiceUnavailable(REDIS_DOWN)
         try:
             first = await asyncio.wait_for(self.event_queue.get(), (block_ms or 2000) / 1000)
         except TimeoutError:
-            return []
+            return EventBatch([], after)
         out = [first]
         while not self.event_queue.empty():
             out.append(self.event_queue.get_nowait())
-        return out
+        return EventBatch(out, out[-1].id)
 
     async def logs(  # type: ignore[override]
         self, lease: Lease, *, follow: bool, tail: int | str = "all"
@@ -339,7 +346,7 @@ class FakeService(LeaseService):
         return None
 
 
-def demo_app(**kwargs: Any) -> Any:
+def demo_app(**kwargs: Any) -> ContainerLeaseApp:
     """The app over a :class:`FakeService` with the fixed clock, no reaper."""
     from containerlease_tui.tui import create_app
 

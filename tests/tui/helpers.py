@@ -1,12 +1,24 @@
-"""Waiting on conditions in Pilot tests: poll with ``pilot.pause()``, never sleep a fixed time."""
+"""Waiting on conditions in Pilot tests (poll with ``pilot.pause()``, never sleep a fixed time),
+and reading the screen as the user sees it."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
+from rich.console import Console
+from textual.app import App
 from textual.pilot import Pilot
+
+from containerlease_tui.tui import ContainerLeaseApp, create_app
+
+from .fakes import FakeService, fixed_clock
+
+Toasts = list[tuple[str, str]]
+"""(text, severity) of every toast the app showed."""
 
 
 async def settle(
@@ -23,3 +35,79 @@ async def settle(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what or condition}")
         await pilot.pause(0.05)
+
+
+def screen_lines(app: App[Any]) -> list[str]:
+    """The terminal's rows as plain text: exactly what is visible, cut where the screen ends."""
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system=None,
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
+    console.print(
+        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    )
+    return console.export_text(styles=False).splitlines()[:height]
+
+
+def footer_text(app: App[Any]) -> str:
+    """The bottom row of the terminal (the footer), without trailing blanks."""
+    return screen_lines(app)[-1].rstrip()
+
+
+class ManualClock:
+    """A clock the test moves: ``clock()`` is "now" for the app, ``advance()`` moves it on."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def make(
+    clock: Callable[[], datetime] = fixed_clock, **kwargs: Any
+) -> tuple[ContainerLeaseApp, FakeService, Toasts]:
+    """The app over a fresh :class:`FakeService`, recording its toasts."""
+    service = FakeService(**kwargs)
+    app = create_app(service.settings, service=service, reaper=False, clock=clock)
+    return app, service, record_toasts(app)
+
+
+def record_toasts(app: ContainerLeaseApp) -> Toasts:
+    """Record every ``notify`` of ``app`` (and still show it)."""
+    toasts: Toasts = []
+    notify = app.notify
+
+    def record(message: str, *args: Any, **kw: Any) -> None:
+        toasts.append((str(message), str(kw.get("severity", "information"))))
+        notify(message, *args, **kw)
+
+    app.notify = record  # type: ignore[method-assign]
+    return toasts
+
+
+async def loaded(pilot: Pilot[Any]) -> None:
+    """Until the demo leases are in the table."""
+    app = pilot.app
+    assert isinstance(app, ContainerLeaseApp)
+    await settle(pilot, lambda: app.main.leases.table.row_count > 0, what="the leases")
+
+
+async def follow(pilot: Pilot[Any], lease_id: str) -> None:
+    """Select a lease and follow its logs (``l``)."""
+    app = pilot.app
+    assert isinstance(app, ContainerLeaseApp)
+    app.main.leases.table.select_lease(lease_id)
+    app.main.leases.table.focus()
+    await pilot.press("l")
+    await settle(pilot, lambda: app.main.logs.lease is not None)

@@ -53,6 +53,7 @@ def _loaded(app: Any) -> bool:
         and main.status.redis_ok is True
         and main.status.docker_ok is True
         and main.status.reapers is not None
+        and main.status.reaper_line is not None
         and all(present is not None for present in main.form._present.values())
     )
 
@@ -100,6 +101,16 @@ async def logs(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+async def narrow_form(pilot: Pilot[Any]) -> None:
+    """On a narrow terminal ``n`` unfolds the form over the table's right-hand columns."""
+    await main_screen(pilot)
+    await pilot.press("n")
+    await settle(pilot, lambda: pilot.app.main.form.query_one("#image").has_focus)
+    await pilot.press("tab")
+    _steady(pilot)
+    await pilot.pause()
+
+
 async def redis_down(pilot: Pilot[Any]) -> None:
     """Redis down: a banner says so and what it means; the app stays up."""
     main = pilot.app.main
@@ -124,6 +135,9 @@ async def too_small(pilot: Pilot[Any]) -> None:
 SCENES: dict[str, Scene] = {
     "main": Scene(main_screen),
     "main-80x24": Scene(main_screen, size=(80, 24)),
+    "form-80x24": Scene(narrow_form, size=(80, 24)),
+    "logs-80x24": Scene(logs, size=(80, 24)),
+    "no-reaper": Scene(main_screen, app_kwargs={"reaper_alive": False}),
     "provision-error": Scene(provision_error),
     "confirm-delete": Scene(confirm_delete),
     "help": Scene(help_screen, size=(120, 42)),

@@ -5,49 +5,22 @@ These need neither Redis nor Docker; the real-service flow is in ``test_integrat
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
-from textual.widgets import Button, Input, ProgressBar
+from textual.widgets import Button, Input, OptionList, ProgressBar, Select
 
 from containerlease_tui.config import DockerSettings, RedisSettings
-from containerlease_tui.models import EventType
-from containerlease_tui.tui import ContainerLeaseApp, create_app
-from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen, HelpScreen
+from containerlease_tui.models import EventType, LeaseStatus
+from containerlease_tui.tui import create_app
+from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen
 
-from .fakes import DEMO_LOGS, NOW, FakeService, demo_settings, fixed_clock
-from .helpers import settle
+from .fakes import DEMO_LOGS, NOW, demo_settings, fixed_clock
+from .helpers import ManualClock, follow, loaded, make, screen_lines, settle
 
 SIZE = (120, 36)
-
-
-def make(**kwargs: Any) -> tuple[ContainerLeaseApp, FakeService, list[tuple[str, str]]]:
-    service = FakeService(**kwargs)
-    app = create_app(service.settings, service=service, reaper=False, clock=fixed_clock)
-    toasts: list[tuple[str, str]] = []
-    notify = app.notify
-
-    def record(message: str, *args: Any, **kw: Any) -> None:
-        toasts.append((str(message), str(kw.get("severity", "information"))))
-        notify(message, *args, **kw)
-
-    app.notify = record  # type: ignore[method-assign]
-    return app, service, toasts
-
-
-async def loaded(pilot: Pilot[Any]) -> None:
-    app = pilot.app
-    await settle(pilot, lambda: app.main.leases.table.row_count > 0, what="the leases")
-
-
-async def follow(pilot: Pilot[Any], lease_id: str) -> None:
-    app = pilot.app
-    app.main.leases.table.select_lease(lease_id)
-    app.main.leases.table.focus()
-    await pilot.press("l")
-    await settle(pilot, lambda: app.main.logs.lease is not None)
 
 
 # --- toasts from the event stream ------------------------------------------------------------
@@ -318,22 +291,6 @@ async def test_provision_through_the_form_shows_pull_progress() -> None:
         assert ("fresh (" + new.id + ") is running", "information") in toasts
 
 
-async def test_help_lists_every_key_and_palette_has_the_actions() -> None:
-    app, _service, _ = make()
-    async with app.run_test(size=(120, 50)) as pilot:
-        await loaded(pilot)
-        await pilot.press("question_mark")
-        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
-        text = "\n".join(str(w.render()) for w in app.screen.query(".help-keys"))
-        for key in ("n ", "l ", "e ", "d ", "s ", "r ", "a ", "/ ", "? ", "q ", "p ", "f ", "w "):
-            assert f"\n{key}" in f"\n{text}", key
-        assert "ctrl+s" in text
-        await pilot.press("escape")
-        titles = [c.title for c in app.get_system_commands(app.screen)]
-        for title in ("New (n)", "Extend (e)", "Delete (d)", "Shell (s)", "Logs: Save (ctrl+s)"):
-            assert title in titles
-
-
 async def test_too_small_terminal_shows_a_message() -> None:
     app, _service, _ = make()
     async with app.run_test(size=(70, 20)) as pilot:
@@ -341,3 +298,199 @@ async def test_too_small_terminal_shows_a_message() -> None:
         assert "too small" in str(app.main.query_one("#too-small").render())
         await pilot.resize_terminal(100, 30)
         await settle(pilot, lambda: not app.main.has_class("-too-small"))
+
+
+# --- time passing ----------------------------------------------------------------------------
+
+
+async def test_countdown_moves_every_second() -> None:
+    clock = ManualClock(NOW)
+    app, _service, _ = make(clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        table = app.main.leases.table
+
+        def left() -> str:
+            return str(table.get_cell("b4n8c3rd", "left"))
+
+        await settle(pilot, lambda: left() == "2 min 5 s")
+        clock.advance(1)
+        await settle(pilot, lambda: left() == "2 min 4 s", within=2.5, what="the next tick")
+        clock.advance(1)
+        await settle(pilot, lambda: left() == "2 min 3 s", within=2.5, what="the tick after")
+
+
+async def test_closed_leases_age_out_of_the_table() -> None:
+    clock = ManualClock(NOW)
+    app, _service, _ = make(clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        table = app.main.leases.table
+        assert table.row_count == 6
+        clock.advance(40 * 60)  # old-box ended 60 min ago: still within the hour
+        await pilot.pause(1.2)
+        assert "e5f6g7hj" in table.shown
+        clock.advance(61)  # ... and now past it, with no event and no key press
+        await settle(pilot, lambda: table.row_count == 5, within=2.5, what="old-box to age out")
+        assert "e5f6g7hj" not in table.shown and "p2q8r4tu" in table.shown
+        assert "5 leases" in str(app.main.leases.query_one("#lease-totals").render())
+
+
+# --- narrow terminals ------------------------------------------------------------------------
+
+
+async def test_narrow_terminal_folds_the_form_away_until_n() -> None:
+    app, service, _ = make()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        main, form, table = app.main, app.main.form, app.main.leases.table
+        assert not form.display
+        assert table.size.width >= 78  # the whole width for the table
+        await pilot.press("n")
+        await settle(pilot, lambda: form.display and form.query_one("#image").has_focus)
+        await pilot.press("escape")
+        await settle(pilot, lambda: not form.display and table.has_focus)
+
+        # Provision from the narrow form: it folds away once the lease runs.
+        await pilot.press("n")
+        await settle(pilot, lambda: form.query_one("#image").has_focus)
+        await pilot.click("#name")
+        await pilot.press(*"slim", "enter")
+        await settle(pilot, lambda: form.has_class("-pulling"))
+        assert form.display  # open while it pulls: the progress bar is there
+        service.pull_gate.set()
+        await settle(pilot, lambda: not main.form_open and not form.display and table.has_focus)
+        new = next(x for x in service.leases if x.name == "slim")
+        assert table.selected is not None and table.selected.id == new.id
+
+        await pilot.resize_terminal(120, 36)  # wide: the form is always there
+        await settle(pilot, lambda: form.display)
+        await pilot.click("#name")
+        await pilot.resize_terminal(80, 24)  # folded away under the cursor: the table has it
+        await settle(pilot, lambda: not form.display and table.has_focus)
+
+
+# --- the provision form ----------------------------------------------------------------------
+
+
+def _option_texts(form: Any) -> list[str]:
+    options = form.query_one("#image", Select).query_one(OptionList)
+    return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+
+async def test_image_options_show_description_and_presence_and_refresh_after_a_pull() -> None:
+    app, service, _ = make()
+    calls: list[int] = []
+    images = service.images
+
+    async def counted() -> Any:
+        calls.append(1)
+        return await images()
+
+    service.images = counted  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        form = app.main.form
+        await settle(pilot, lambda: all(v is not None for v in form._present.values()))
+        texts = _option_texts(form)
+        assert texts[0] == "ubuntu  0.04/h  local\nUbuntu 24.04 LTS"
+        assert texts[2] == "python  0.12/h  will pull\nPython 3.12 with Jupyter"
+        picked = form.query_one("#image", Select).query_one("SelectCurrent")
+        assert "ubuntu  0.04/h  local" in str(picked.query_one("#label").render())
+
+        form.query_one("#image", Select).value = "python"
+        await pilot.click("#name")
+        await pilot.press(*"nb", "enter")
+        await settle(pilot, lambda: form.has_class("-pulling"))
+        before = len(calls)
+        service.engine.present.add("python:3.12")  # type: ignore[attr-defined]
+        service.pull_gate.set()
+        await settle(pilot, lambda: len(calls) > before, what="the images to be reloaded")
+        await settle(pilot, lambda: _option_texts(form)[2].startswith("python  0.12/h  local"))
+        assert form.image == "python"  # the choice survives the refresh
+
+
+async def test_cpu_and_memory_ranges_are_always_shown() -> None:
+    app, _service, _ = make()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        form = app.main.form
+        cpus_hint = form.query_one("#cpus-hint")
+        memory_hint = form.query_one("#memory-hint")
+        assert str(cpus_hint.render()) == "allowed 0.01 to 4"
+        assert str(memory_hint.render()) == "allowed 6m to 8g"
+        assert cpus_hint.display and memory_hint.display and form.error == ""
+        await pilot.click("#memory")
+        await pilot.press(*"9g")
+        await settle(pilot, lambda: "memory must be at most 8g" in form.error)
+        assert memory_hint.has_class("-invalid") and not cpus_hint.has_class("-invalid")
+
+
+# --- toasts and the status bar ---------------------------------------------------------------
+
+
+async def test_a_reap_failure_is_not_called_a_provision_failure() -> None:
+    app, service, toasts = make()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        reason = "the Docker engine is unreachable"
+        service.leases = [
+            x.transition(LeaseStatus.FAILED, error=f"reap failed: {reason}")
+            if x.id == "k7m2x9qa"
+            else x
+            for x in service.leases
+        ]
+        service.emit(EventType.FAILED, "k7m2x9qa", detail=reason)
+        await settle(pilot, lambda: any("could not be reaped" in t for t, _ in toasts))
+        assert (f"api-dev could not be reaped: {reason} (the reaper retries)", "error") in toasts
+        assert not any("provision failed" in t for t, _ in toasts)
+
+
+@pytest.mark.parametrize(
+    ("width", "alive", "shown"),
+    [
+        (120, True, "● reaper alive on devbox (pid 4242, no pass yet)"),
+        (80, True, "● reaper alive on devbox "),
+        (140, False, "✖ no reaper running — leases will not be cleaned while the app is closed"),
+        (80, False, "✖ no reaper running "),
+    ],
+)
+async def test_status_bar_says_which_reaper_is_alive(width: int, alive: bool, shown: str) -> None:
+    app, _service, _ = make(reaper_alive=alive)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await loaded(pilot)
+        status = app.main.status
+        await settle(pilot, lambda: status.reaper_line is not None)
+        await pilot.pause()
+        row = screen_lines(app)[-2]
+        assert shown in row, row
+        assert row.rstrip().endswith("│ alice │ 12:00:00 UTC")  # the clock is never cut off
+        full = (
+            "reaper alive on devbox (pid 4242, no pass yet)"
+            if alive
+            else "no reaper running — leases will not be cleaned while the app is closed"
+        )
+        assert status.query_one("#status-reaper").tooltip == full
+
+
+async def test_save_writes_the_file_in_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    threads: list[bool] = []
+    write_text = Path.write_text
+
+    def recording(self: Path, *args: Any, **kwargs: Any) -> int:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", recording)
+    app, _service, toasts = make()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await follow(pilot, "k7m2x9qa")
+        await settle(pilot, lambda: len(app.main.logs.lines) == len(DEMO_LOGS))
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: any(t.startswith("Saved 12 lines") for t, _ in toasts))
+        assert threads == [False]  # written once, not on the UI thread
+        assert (tmp_path / "containerlease-k7m2x9qa.log").read_text().splitlines() == DEMO_LOGS

@@ -1,8 +1,11 @@
-"""The app in a real terminal (tmux): it opens, shows its panes, and quits cleanly on ``q``."""
+"""The app in a real terminal (tmux): it opens, shows its panes, quits cleanly on ``q``, and
+hands the terminal to a shell in a container and takes it back (``s``)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -14,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 pytestmark = [
     pytest.mark.integration,
@@ -57,6 +61,9 @@ class Tmux:
     def capture(self) -> str:
         return self.run("capture-pane", "-p", "-J", "-t", self.session).stdout
 
+    def send(self, *keys: str) -> None:
+        self.run("send-keys", "-t", self.session, *keys)
+
     def alive(self) -> bool:
         return self.run("has-session", "-t", self.session, check=False).returncode == 0
 
@@ -90,10 +97,8 @@ def tmux(tmp_path: Path, config_file: Path) -> Iterator[Tmux]:
     server.kill()
 
 
-@pytest.mark.parametrize(("width", "height"), [(80, 24), (200, 60)])
-def test_opens_and_quits_cleanly(
-    tmux: Tmux, width: int, height: int, repo_root: Path, tmp_path: Path
-) -> None:
+def _start_app(tmux: Tmux, width: int, height: int, repo_root: Path, tmp_path: Path) -> Path:
+    """``containerlease --no-reaper`` in the tmux session; returns the exit-status file."""
     log = tmp_path / "terminal.log"
     status = tmp_path / "exit-status"
     app = f"{shlex.quote(sys.executable)} -m containerlease_tui --no-reaper"
@@ -101,12 +106,36 @@ def test_opens_and_quits_cleanly(
     # exits under load); then the pane, and with it the session, ends.
     command = f"cd {shlex.quote(str(repo_root))} && {app}; echo $? > {shlex.quote(str(status))}"
     tmux.start(width, height, command, log)
+    return status
+
+
+def _quit(tmux: Tmux, status: Path) -> None:
+    tmux.send("q")
+    _wait(lambda: not tmux.alive(), 30, "the session to end")
+    _wait(status.exists, 5, "the exit status")
+    assert status.read_text().strip() == "0"
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (200, 60)])
+def test_opens_and_quits_cleanly(
+    tmux: Tmux,
+    width: int,
+    height: int,
+    repo_root: Path,
+    tmp_path: Path,
+    redis_url: str,
+    key_prefix: str,
+) -> None:
+    log = tmp_path / "terminal.log"
+    status = _start_app(tmux, width, height, repo_root, tmp_path)
+    # Below 110 columns the provision form is folded away until n; the footer says so.
+    parts = ["filter leases", "Logs", "Redis", "q Quit", "n New"]
+    if width >= 110:
+        parts.append("New lease")
 
     def panes_shown() -> bool:
         screen = tmux.capture()
-        return all(
-            part in screen for part in ("New lease", "filter leases", "Logs", "Redis", "Quit")
-        )
+        return all(part in screen for part in parts)
 
     _wait(panes_shown, 30, "the panes to be drawn")
     _wait(lambda: "● Docker" in tmux.capture(), 20, "Docker to be reported up")
@@ -114,7 +143,16 @@ def test_opens_and_quits_cleanly(
     assert "Traceback" not in screen
     assert "too small" not in screen
 
-    tmux.run("send-keys", "-t", tmux.session, "q")
+    # --no-reaper: no heartbeat in Redis, and the status bar warns about it.
+    _wait(lambda: "no reaper running" in tmux.capture(), 20, "the no-reaper warning")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.smembers(f"{key_prefix}:reapers") == set()
+        assert list(client.scan_iter(match=f"{key_prefix}:reaper:*")) == []
+    finally:
+        client.close()
+
+    tmux.send("q")
     _wait(lambda: not tmux.alive(), 30, "the session to end")
     _wait(status.exists, 5, "the exit status")
     assert status.read_text().strip() == "0"
@@ -122,3 +160,45 @@ def test_opens_and_quits_cleanly(
     assert "New lease" in output
     assert "Traceback" not in output
     assert "Error" not in output
+
+
+def test_shell_hands_over_the_terminal_and_takes_it_back(
+    tmux: Tmux, repo_root: Path, tmp_path: Path, config_file: Path
+) -> None:
+    made = subprocess.run(
+        [
+            *(sys.executable, "-m", "containerlease_tui", "provision", "busybox"),
+            *("--duration", "10m", "--name", "shelly", "--wait", "--json"),
+        ],
+        env=tmux.env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    lease = json.loads(made.stdout)
+    log = tmp_path / "terminal.log"
+    status = _start_app(tmux, 120, 30, repo_root, tmp_path)
+
+    def running_row() -> bool:
+        screen = tmux.capture()
+        return "shelly" in screen and "running" in screen and "● Docker" in screen
+
+    _wait(running_row, 30, "the running lease in the table")
+    tmux.send("s")  # the only lease, so the selected one
+    _wait(lambda: re.search(r"(?m)^/ # ", tmux.capture()) is not None, 30, "the shell prompt")
+    tmux.send("echo SHELL-OK; exit", "Enter")
+
+    def redrawn() -> bool:
+        screen = tmux.capture()
+        return "filter leases" in screen and "exited (0)" in screen
+
+    _wait(redrawn, 30, "the app to redraw and say the shell exited (0)")
+    output = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", log.read_text(errors="replace"))
+    assert re.search(r"(?m)^SHELL-OK\r?$", output), "the shell's output did not appear"
+    screen = tmux.capture()
+    assert "Shell in shelly exited (0)" in screen
+    assert "Traceback" not in output
+    assert lease["name"] == "shelly" and "shelly" in screen
+    _quit(tmux, status)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -101,6 +103,7 @@ def test_defaults_without_file_or_env() -> None:
         "KILL",
     ]
     assert s.security.bind_allowlist == []
+    assert s.security.service_user is None
 
 
 def test_builtin_catalog() -> None:
@@ -118,6 +121,8 @@ def test_builtin_catalog() -> None:
         assert spec.cap_add is None
         assert spec.binds == []
         assert spec.description
+        assert spec.init is True
+        assert spec.no_new_privileges is True
 
 
 def test_docker_url_defaults_to_docker_host(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -298,6 +303,7 @@ max_memory = "1.5g"
 daily_budget_hours = "12.5"
 
 [redis]
+url = "rediss://redis.example.com:6380/0"
 retention = "36h"
 tls_ca = "/etc/ssl/redis-ca.pem"
 """,
@@ -485,6 +491,35 @@ def test_redact_url(url: str, redacted: str) -> None:
     assert redact_url(url) == redacted
 
 
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("redis://h/0?password=secret", "redis://h/0?password=***"),
+        ("redis://h/0?db=1&password=secret&x=2", "redis://h/0?db=1&password=***&x=2"),
+        ("redis://h?password=a@b", "redis://h?password=***"),
+        ("unix:///run/redis.sock?password=s&db=2", "unix:///run/redis.sock?password=***&db=2"),
+        (
+            "rediss://h/0?ssl_password=pp&ssl_keyfile=/k.pem&Token=t&api_key=k",
+            "rediss://h/0?ssl_password=***&ssl_keyfile=/k.pem&Token=***&api_key=***",
+        ),
+        ("redis://u:pw@h/0?passwd=x", "redis://u:***@h/0?passwd=***"),
+        ("redis://h/0?pass%77ord=x", "redis://h/0?pass%77ord=***"),
+        ("redis://h/0?client_name=me", "redis://h/0?client_name=me"),
+    ],
+)
+def test_redact_url_secret_query_parameters(url: str, redacted: str) -> None:
+    assert redact_url(url) == redacted
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://u:pa/ss@host:6379/0", "redis://u:pa?ss@host/0", "redis://u:pa#ss@h/0"]
+)
+def test_redact_url_password_with_unescaped_delimiters(url: str) -> None:
+    redacted = redact_url(url)
+    assert "pa" not in redacted.replace("redis", "")
+    assert redacted.startswith("redis://u:***@h")
+
+
 def test_redact_url_never_leaks() -> None:
     for url in ["redis://u:topsecret@h/0?ssl_cert_reqs=none", "rediss://default:topsecret@h:1"]:
         assert "topsecret" not in redact_url(url)
@@ -505,6 +540,274 @@ def test_redact_url_bad_port() -> None:
 def test_redact_url_odd_urls(url: str) -> None:
     assert "pw" not in redact_url(url)
     assert "p:w" not in redact_url(url)
+
+
+# --- validation of security-relevant values at load time ---------------------------------
+
+
+def names(message: str, path: Path, key: str) -> bool:
+    """The one-line error names the file and the key."""
+    return str(path) in message and f": {key}: " in message
+
+
+def _one_image(extra: str) -> str:
+    return f'[images.x]\nref = "x:1"\nhourly_rate = "1"\n{extra}\n'
+
+
+@pytest.mark.parametrize(
+    ("given", "normalized"),
+    [
+        (["CHOWN", "KILL"], ["CHOWN", "KILL"]),
+        (
+            ["cap_net_bind_service", "CAP_SYS_TIME", " kill "],
+            ["NET_BIND_SERVICE", "SYS_TIME", "KILL"],
+        ),
+        (["setuid", "SETUID", "CAP_SETUID"], ["SETUID"]),
+        (["CHECKPOINT_RESTORE", "bpf", "perfmon"], ["CHECKPOINT_RESTORE", "BPF", "PERFMON"]),
+        ([], []),
+    ],
+)
+def test_capabilities_are_normalized(
+    tmp_path: Path, given: list[str], normalized: list[str]
+) -> None:
+    listed = "[" + ", ".join(f'"{c}"' for c in given) + "]"
+    path = write(
+        tmp_path, f"[security]\ncap_allowlist = {listed}\n" + _one_image(f"cap_add = {listed}")
+    )
+    s = load_settings(path)
+    assert s.security.cap_allowlist == normalized
+    assert s.images["x"].cap_add == normalized
+
+
+@pytest.mark.parametrize(
+    ("caps", "problem"),
+    [
+        ('["ALL"]', "ALL is not allowed"),
+        ('["cap_all"]', "ALL is not allowed"),
+        ('["CHOWN", "FLY"]', "unknown Linux capability 'FLY'"),
+        ('["SYS_ADMINX"]', "unknown Linux capability"),
+        ('["CAP_"]', "unknown Linux capability"),
+        ('[""]', "unknown Linux capability"),
+    ],
+)
+def test_bad_capabilities_are_refused(tmp_path: Path, caps: str, problem: str) -> None:
+    path = write(tmp_path, f"[security]\ncap_allowlist = {caps}\n")
+    message = config_error(path)
+    assert names(message, path, "security.cap_allowlist") and problem in message
+    path = write(tmp_path, _one_image(f"cap_add = {caps}"))
+    message = config_error(path)
+    assert names(message, path, "images.x.cap_add") and problem in message
+
+
+def test_bad_capability_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTAINERLEASE_SECURITY_CAP_ALLOWLIST", '["ALL"]')
+    message = config_error()
+    assert message.startswith("config error in environment: security.cap_allowlist: ALL")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "redis://localhost",
+        "redis://h:6379",
+        "redis://h/",
+        "rediss://user:p%40ss@redis.example.com:6380/15",
+        "redis://[::1]:6379/0",
+        "unix:///run/redis/redis.sock",
+        "unix:///run/redis/redis.sock?db=2",
+        "redis://h/0?socket_timeout=2&client_name=cl",
+        "redis://h/0?password=secret",
+    ],
+)
+def test_good_redis_urls(tmp_path: Path, url: str) -> None:
+    assert load_settings(write(tmp_path, f'[redis]\nurl = "{url}"\n')).redis.url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://u:hunter2@h:6379/0", "must start with redis://, rediss:// (TLS) or unix://"),
+        ("REDIS://h/0", "must start with redis://"),
+        ("h:6379", "must start with redis://"),
+        ("", "must start with redis://"),
+        ("redis://u:hunter2@h:notaport/0", "the port must be a number"),
+        ("redis://h:99999/0", "the port must be a number"),
+        ("redis://h/zero", "the path must be a database number"),
+        ("redis://h/0/1", "the path must be a database number"),
+        ("unix://", "needs the socket's path"),
+        ("redis://h/0?colour=blue", "unknown query parameter 'colour'"),
+        ("redis://h/0?socket_timeout=soon&password=hunter2", "invalid value"),
+    ],
+)
+def test_bad_redis_urls(tmp_path: Path, url: str, problem: str) -> None:
+    path = write(tmp_path, f'[redis]\nurl = "{url}"\n')
+    message = config_error(path)
+    assert names(message, path, "redis.url") and problem in message
+    assert "hunter2" not in message
+
+
+def test_tls_ca_needs_rediss(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, '[redis]\ntls_ca = "/etc/ca.pem"\n'))
+    assert ": redis: tls_ca is only used with a rediss:// url" in message
+    path = write(tmp_path, '[redis]\nurl = "rediss://h:6380/0"\ntls_ca = "/etc/ca.pem"\n')
+    assert load_settings(path).redis.tls_ca == Path("/etc/ca.pem")
+
+
+def test_bad_redis_url_is_exit_2_on_the_command_line(tmp_path: Path) -> None:
+    """It used to reach redis-py and come back as "internal error: ValueError"."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("CONTAINERLEASE_")}
+    env |= {"XDG_CONFIG_HOME": str(tmp_path), "CONTAINERLEASE_REDIS_URL": "http://u:pw1@h/0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "containerlease_tui", "ls"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2, result
+    assert result.stderr.startswith("containerlease: config error in environment: redis.url: ")
+    assert "internal error" not in result.stderr and "pw1" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "binds",
+    [
+        ["/srv/data:/data"],
+        ["/srv/data:/data:ro", "/srv/other:/other:rw"],
+        ["/srv/a b:/mnt/a b"],
+        ["/:/host"],  # syntax only: the allowlist decides (and refuses "/") at provision time
+    ],
+)
+def test_good_binds(tmp_path: Path, binds: list[str]) -> None:
+    listed = "[" + ", ".join(f'"{b}"' for b in binds) + "]"
+    assert (
+        load_settings(write(tmp_path, _one_image(f"binds = {listed}"))).images["x"].binds == binds
+    )
+
+
+@pytest.mark.parametrize(
+    ("bind", "problem"),
+    [
+        ("srv/data:/data", "the host path must be absolute"),
+        ("/srv/data:data", "the container path must be absolute"),
+        ("/srv/data", "use /host/path:/container/path[:ro|rw]"),
+        ("/srv/data:/data:ro:z", "use /host/path:/container/path[:ro|rw]"),
+        ("/srv/data:/data:rx", "the mode must be ro or rw"),
+        ("/srv/data:/data:Z", "the mode must be ro or rw"),
+        ("/srv/data:/", "cannot mount over the container's /"),
+        ("/srv/data:/data,ro", "control characters and ',' are not allowed"),
+        ("/srv/data:/da\\nta", "control characters"),
+        (":/data", "the host path must be absolute"),
+    ],
+)
+def test_bad_binds(tmp_path: Path, bind: str, problem: str) -> None:
+    path = write(tmp_path, _one_image(f'binds = ["{bind}"]'))
+    message = config_error(path)
+    assert names(message, path, "images.x.binds") and problem in message
+
+
+def test_two_binds_at_one_container_path(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, _one_image('binds = ["/a:/data", "/b:/data/:ro"]')))
+    assert "images.x.binds: two bind mounts at '/data'" in message
+
+
+@pytest.mark.parametrize(
+    ("folder", "problem"),
+    [
+        ("srv/shared", "must be an absolute path"),
+        ("/", "would allow every host path"),
+        ("//", "would allow every host path"),
+        ("/srv/..", "would allow every host path"),
+    ],
+)
+def test_bad_bind_allowlist(tmp_path: Path, folder: str, problem: str) -> None:
+    message = config_error(write(tmp_path, f'[security]\nbind_allowlist = ["{folder}"]\n'))
+    assert ": security.bind_allowlist: " in message and problem in message
+
+
+@pytest.mark.parametrize("network", ["default", "bridge", "none", "lab-net", "team_1.internal"])
+def test_good_networks(tmp_path: Path, network: str) -> None:
+    path = write(tmp_path, f'[docker]\nnetwork = "{network}"\n')
+    assert load_settings(path).docker.network == network
+
+
+@pytest.mark.parametrize(
+    ("network", "problem"),
+    [
+        ("host", "host is refused"),
+        ("container:abc123", "not container:<id>"),
+        ("", "must be default, bridge, none or a network name"),
+        ("-x", "must be default, bridge, none or a network name"),
+        ("my net", "must be default, bridge, none or a network name"),
+    ],
+)
+def test_bad_networks(tmp_path: Path, network: str, problem: str) -> None:
+    message = config_error(write(tmp_path, f'[docker]\nnetwork = "{network}"\n'))
+    assert ": docker.network: " in message and problem in message
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "ubuntu",
+        "ubuntu:24.04",
+        "library/ubuntu:24.04",
+        "docker.io/library/ubuntu:24.04",
+        "registry.example.com:5000/team/app:1.2-rc_3",
+        "localhost/app",
+        "[::1]:5000/app:1",
+        "my__app-x.y/sub",
+        "ghcr.io/org/app@sha256:" + "a" * 64,
+        "ghcr.io/org/app:1@sha256:" + "0" * 64,
+    ],
+)
+def test_good_image_refs(tmp_path: Path, ref: str) -> None:
+    path = write(tmp_path, f'[images.x]\nref = "{ref}"\nhourly_rate = "1"\n')
+    assert load_settings(path).images["x"].ref == ref
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "Ubuntu:24.04",
+        "ubuntu:",
+        "ubuntu::1",
+        "ubuntu:24 04",
+        "-ubuntu",
+        "/ubuntu",
+        "ubuntu/",
+        "team//app",
+        "app@sha256:abc",
+        "app@",
+        "app:" + "x" * 129,
+        "app;rm -rf /",
+        "app\\n",
+    ],
+)
+def test_bad_image_refs(tmp_path: Path, ref: str) -> None:
+    path = write(tmp_path, f'[images.x]\nref = "{ref}"\nhourly_rate = "1"\n')
+    message = config_error(path)
+    assert names(message, path, "images.x.ref")
+    assert "not an image reference" in message
+
+
+def test_hardening_overrides_per_image(tmp_path: Path) -> None:
+    path = write(tmp_path, _one_image("init = false\nno_new_privileges = false"))
+    spec = load_settings(path).images["x"]
+    assert (spec.init, spec.no_new_privileges) == (False, False)
+    message = config_error(write(tmp_path, _one_image('init = "maybe"')))
+    assert ": images.x.init: " in message and "boolean" in message
+    message = config_error(write(tmp_path, _one_image("privileged = true")))
+    assert ": images.x.privileged: unknown key" in message
+
+
+def test_service_user(tmp_path: Path) -> None:
+    path = write(tmp_path, '[security]\nservice_user = "containerlease"\n')
+    assert load_settings(path).security.service_user == "containerlease"
+    message = config_error(write(tmp_path, '[security]\nservice_user = "not a user"\n'))
+    assert ": security.service_user: must be a user name" in message
 
 
 # --- the README's reference stays in step with the code ------------------------------------

@@ -14,12 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from containerlease_tui.config import LimitSettings
-from containerlease_tui.durations import (
-    DurationError,
-    check_range,
-    format_duration,
-    parse_duration,
-)
+from containerlease_tui.durations import format_duration
+from containerlease_tui.leases import InvalidInput, bounded_duration, plan_extension
 from containerlease_tui.models import Lease
 from containerlease_tui.tui.formatting import lease_label, time_left
 
@@ -29,17 +25,9 @@ PRESETS = ("15m", "30m", "1h", "2h")
 def check_extension(
     lease: Lease, text: str, limits: LimitSettings, now: datetime
 ) -> tuple[timedelta, datetime]:
-    """The amount and the new deadline, or a :class:`DurationError` saying what is allowed."""
-    amount = parse_duration(text) if text.strip() else limits.default_duration
-    check_range(amount, limits.min_duration, limits.max_duration, "extension")
-    new_expiry = max(lease.expires_at, now) + amount
-    if new_expiry - lease.created_at > limits.max_lifetime:
-        room = limits.max_lifetime - (lease.expires_at - lease.created_at)
-        raise DurationError(
-            f"extension refused: a lease may live at most {format_duration(limits.max_lifetime)}"
-            f" in total ({format_duration(max(room, timedelta(0)))} left to add)"
-        )
-    return amount, new_expiry
+    """The amount and the new deadline, by the service's own rules (:class:`InvalidInput`)."""
+    amount = bounded_duration(text, limits, "extension")
+    return amount, plan_extension(lease, amount, limits, now)
 
 
 class ExtendScreen(ModalScreen[str | None]):
@@ -91,7 +79,7 @@ class ExtendScreen(ModalScreen[str | None]):
         result = self.query_one("#extend-result", Static)
         try:
             amount, new_expiry = check_extension(self.lease, text, self.limits, self.now)
-        except DurationError as exc:
+        except InvalidInput as exc:
             result.update(Content(str(exc)))
             result.add_class("-error")
             self.query_one("#ok", Button).disabled = True

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.coordinate import Coordinate
@@ -17,6 +19,8 @@ from textual.widgets import DataTable, Input, Static
 
 from containerlease_tui.models import Lease, LeaseStatus, utcnow
 from containerlease_tui.tui.formatting import cost_cell, money, time_left_cell
+from containerlease_tui.tui.keys import TABLE_KEYS
+from containerlease_tui.tui.widgets.inputs import FilterInput
 
 HISTORY = timedelta(hours=1)
 """Closed leases stay in the table this long after they ended."""
@@ -33,6 +37,13 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 """(key, header): the columns that matter most come first, for narrow terminals."""
 
 
+def aged_out(lease: Lease, now: datetime) -> bool:
+    """A closed lease that ended more than :data:`HISTORY` ago (it leaves the table)."""
+    return (
+        not lease.status.is_active and lease.ended_at is not None and now - lease.ended_at > HISTORY
+    )
+
+
 def _sort_key(lease: Lease) -> tuple[int, float]:
     if lease.status.is_active or (lease.status is LeaseStatus.FAILED and not lease.ended_at):
         return (0, -lease.created_at.timestamp())
@@ -40,7 +51,13 @@ def _sort_key(lease: Lease) -> tuple[int, float]:
 
 
 class LeaseTable(DataTable[Text | str]):
-    """Leases, one per row keyed by lease id; status colours come from component classes."""
+    """Leases, one per row keyed by lease id; status colours come from component classes.
+
+    Its bindings put the lease keys in the footer while it has focus (``n`` first, so the
+    footer reads in the order people use it); the app runs them.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = list(TABLE_KEYS)
 
     COMPONENT_CLASSES = {f"lease-table--{status.value}" for status in LeaseStatus} | {
         "lease-table--id",
@@ -55,6 +72,11 @@ class LeaseTable(DataTable[Text | str]):
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+
+    @property
+    def shown(self) -> dict[str, Lease]:
+        """The leases in the table, by id."""
+        return self._shown
 
     @property
     def selected(self) -> Lease | None:
@@ -132,7 +154,7 @@ class LeasesPane(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="lease-bar"):
-            yield Input(id="lease-filter", placeholder="/ filter leases", compact=True)
+            yield FilterInput(id="lease-filter", placeholder="/ filter leases", compact=True)
             yield Static(id="lease-scope")
         yield LeaseTable(id="lease-table")
         yield Static(id="lease-totals")
@@ -175,11 +197,7 @@ class LeasesPane(Vertical):
         for lease in self._leases.values():
             if not self.show_all and lease.owner != self.user:
                 continue
-            if (
-                not lease.status.is_active
-                and lease.ended_at
-                and self.now - lease.ended_at > HISTORY
-            ):
+            if aged_out(lease, self.now):
                 continue
             if needle:
                 hay = " ".join(
@@ -211,7 +229,10 @@ class LeasesPane(Vertical):
     def tick(self, now: datetime) -> None:
         """Called every second: countdowns, costs, and closed leases ageing out."""
         self.now = now
-        self.table.tick(now)
+        if any(aged_out(lease, now) for lease in self.table.shown.values()):
+            self._refresh_rows()
+        else:
+            self.table.tick(now)
 
     def watch_show_all(self, show_all: bool) -> None:
         self.query_one("#lease-scope", Static).update(
@@ -234,13 +255,11 @@ class LeasesPane(Vertical):
         event.stop()
         self.table.focus()
 
+    @on(FilterInput.Cleared, "#lease-filter")
+    def _on_filter_cleared(self, event: FilterInput.Cleared) -> None:
+        event.stop()
+        self.table.focus()
+
     def focus_filter(self) -> None:
         """Put the cursor in the text filter (the ``/`` key)."""
         self.query_one("#lease-filter", Input).focus()
-
-    def key_escape(self) -> None:
-        """Escape in the filter: clear it and go back to the table."""
-        filt = self.query_one("#lease-filter", Input)
-        if filt.has_focus:
-            filt.value = ""
-            self.table.focus()

@@ -7,19 +7,21 @@ import contextlib
 import re
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Input, RichLog, Static
 
 from containerlease_tui.models import Lease
-from containerlease_tui.tui.messages import LogLines, LogStreamEnded
+from containerlease_tui.tui.keys import LOG_KEYS
+from containerlease_tui.tui.messages import LogLines, LogSaved, LogStreamEnded
+from containerlease_tui.tui.widgets.inputs import FilterInput
 
 if TYPE_CHECKING:
     from containerlease_tui.leases import LeaseService
@@ -53,13 +55,7 @@ def compile_filter(text: str) -> re.Pattern[str] | None:
 class LogPane(Vertical):
     """Output of the selected lease's container, followed live in a worker."""
 
-    BINDINGS = [
-        Binding("p", "toggle_pause", "Pause", tooltip="Pause / resume following"),
-        Binding("f", "filter", "Filter", tooltip="Filter by text or regex, matches highlighted"),
-        Binding("w", "toggle_wrap", "Wrap", tooltip="Wrap long lines on / off"),
-        Binding("ctrl+s", "save", "Save", tooltip="Save to ./containerlease-<id>.log"),
-        Binding("c", "copy", "Copy", tooltip="Copy the shown lines to the clipboard"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(LOG_KEYS)
 
     COMPONENT_CLASSES = {"log-pane--match"}
 
@@ -80,8 +76,10 @@ class LogPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-title")
-        yield Input(
-            id="log-filter", placeholder="filter: text or regex (enter: done)", compact=True
+        yield FilterInput(
+            id="log-filter",
+            placeholder="filter: text or regex (enter: keep, esc: clear)",
+            compact=True,
         )
         yield RichLog(id="log-view", max_lines=self.max_lines, wrap=False, min_width=20)
 
@@ -232,6 +230,7 @@ class LogPane(Vertical):
             self.unseen = 0
             self._rerender()
         self._title()
+        self.refresh_bindings()  # the footer reads Pause or Resume
 
     def watch_wrap(self) -> None:
         if self.is_mounted:
@@ -246,9 +245,25 @@ class LogPane(Vertical):
 
     # --- actions ---------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``p`` is Pause while following and Resume while paused (one of them shows)."""
+        if action == "pause":
+            return not self.paused
+        if action == "resume":
+            return self.paused
+        return True
+
     def action_toggle_pause(self) -> None:
         """Pause or resume following (lines keep arriving into the buffer)."""
         self.paused = not self.paused
+
+    def action_pause(self) -> None:
+        """Stop writing new lines to the view (they keep arriving into the buffer)."""
+        self.paused = True
+
+    def action_resume(self) -> None:
+        """Show what arrived while paused and follow again."""
+        self.paused = False
 
     def action_toggle_wrap(self) -> None:
         """Wrap long lines, or scroll sideways."""
@@ -272,12 +287,11 @@ class LogPane(Vertical):
             event.input.remove_class("-visible")
         self.view.focus()
 
-    def key_escape(self) -> None:
-        filt = self.query_one("#log-filter", Input)
-        if filt.has_focus:
-            filt.value = ""
-            filt.remove_class("-visible")
-            self.view.focus()
+    @on(FilterInput.Cleared, "#log-filter")
+    def _on_filter_cleared(self, event: FilterInput.Cleared) -> None:
+        event.stop()
+        event.input.remove_class("-visible")
+        self.view.focus()
 
     def save_path(self) -> Path | None:
         """Where ``ctrl+s`` writes: ./containerlease-<id>.log."""
@@ -286,17 +300,30 @@ class LogPane(Vertical):
         return Path.cwd() / f"containerlease-{self.lease.id}.log"
 
     def action_save(self) -> None:
-        """Write every buffered line to ./containerlease-<id>.log."""
+        """Write every buffered line to ./containerlease-<id>.log (in a thread)."""
         path = self.save_path()
         if path is None:
             self.notify("No lease selected: nothing to save", severity="warning")
             return
+        self._write_file(path, list(self.lines))
+
+    @work(thread=True, group="save", exit_on_error=False)
+    def _write_file(self, path: Path, lines: list[str]) -> None:
+        """The file write, off the UI loop; the outcome comes back as :class:`LogSaved`."""
         try:
-            path.write_text("".join(f"{line}\n" for line in self.lines), encoding="utf-8")
+            path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
         except OSError as exc:
-            self.notify(f"Could not save {path}: {exc.strerror}", severity="error")
+            self.post_message(LogSaved(path, len(lines), exc.strerror or str(exc)))
             return
-        self.notify(f"Saved {len(self.lines)} lines to {path}", title="Log saved")
+        self.post_message(LogSaved(path, len(lines)))
+
+    @on(LogSaved)
+    def _on_saved(self, message: LogSaved) -> None:
+        message.stop()
+        if message.error is not None:
+            self.notify(f"Could not save {message.path}: {message.error}", severity="error")
+        else:
+            self.notify(f"Saved {message.lines} lines to {message.path}", title="Log saved")
 
     def action_copy(self) -> None:
         """Copy the shown (filtered) lines to the clipboard (OSC 52)."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
@@ -22,14 +23,31 @@ from containerlease_tui.durations import (
     format_duration,
     parse_duration,
 )
-from containerlease_tui.models import Lease, cost_for, format_memory, parse_memory, validate_name
+from containerlease_tui.models import (
+    MIN_MEMORY,
+    Lease,
+    cost_for,
+    format_memory,
+    parse_memory,
+    validate_name,
+)
 from containerlease_tui.tui.formatting import money, rate, size
+from containerlease_tui.tui.keys import FORM_KEYS
+from containerlease_tui.tui.widgets.inputs import FormInput
 
 if TYPE_CHECKING:
     from containerlease_tui.engine import PullProgress
     from containerlease_tui.leases import ImageRow, ProvisionRequest
 
 PRESETS = ("30m", "1h", "2h", "4h")
+MIN_CPUS = 0.01
+"""The smallest CPU limit the service accepts (``LeaseService.check``)."""
+_PRESENCE = {
+    True: "[$success]local[/]",
+    False: "[$warning]will pull[/]",
+    None: "[dim]?[/]",
+}
+"""Whether the engine has an image: present, absent (provisioning pulls it), unknown."""
 
 Validator = Callable[["ProvisionRequest"], object]
 """``LeaseService.check``: raises with a one-line reason when the request is refused."""
@@ -75,6 +93,8 @@ def _field_of(error: str) -> str | None:
 class ProvisionForm(VerticalScroll, can_focus=False):
     """Ask for a new lease; posts :class:`ProvisionForm.Submitted` with a valid request."""
 
+    BINDINGS: ClassVar[list[BindingType]] = list(FORM_KEYS)
+
     @dataclass(eq=False)
     class Submitted(Message):
         """The user asked to provision this (already validated) request."""
@@ -107,9 +127,9 @@ class ProvisionForm(VerticalScroll, can_focus=False):
             prompt="Image",
         )
         yield Static(id="image-info")
-        with Horizontal(classes="field"):
+        with Horizontal(classes="field -hinted"):
             yield Label("Duration", classes="field-label")
-            yield Input(
+            yield FormInput(
                 id="duration",
                 compact=True,
                 placeholder=format_duration(limits.default_duration),
@@ -128,16 +148,23 @@ class ProvisionForm(VerticalScroll, can_focus=False):
             f"allowed {format_duration(limits.min_duration)} to "
             f"{format_duration(limits.max_duration)}",
             id="duration-hint",
+            classes="hint",
         )
         with Horizontal(classes="field"):
             yield Label("Name", classes="field-label")
-            yield Input(id="name", compact=True, placeholder="auto", max_length=40)
-        with Horizontal(classes="field"):
+            yield FormInput(id="name", compact=True, placeholder="auto", max_length=40)
+        with Horizontal(classes="field -hinted"):
             yield Label("CPUs", classes="field-label")
-            yield Input(id="cpus", compact=True)
-        with Horizontal(classes="field"):
+            yield FormInput(id="cpus", compact=True)
+        yield Static(f"allowed {MIN_CPUS:g} to {limits.max_cpus:g}", id="cpus-hint", classes="hint")
+        with Horizontal(classes="field -hinted"):
             yield Label("Memory", classes="field-label")
-            yield Input(id="memory", compact=True)
+            yield FormInput(id="memory", compact=True)
+        yield Static(
+            f"allowed {format_memory(MIN_MEMORY)} to {format_memory(limits.max_memory)}",
+            id="memory-hint",
+            classes="hint",
+        )
         yield Static(id="estimate")
         yield Static(id="form-error")
         yield Button("Provision", id="provision", variant="primary", compact=True)
@@ -151,9 +178,15 @@ class ProvisionForm(VerticalScroll, can_focus=False):
     # --- catalog ---------------------------------------------------------------------------
 
     def _options(self) -> list[tuple[Content, str]]:
+        """One option per catalog image: name, rate, presence; the description below."""
         return [
             (
-                Content.from_markup("$name  [dim]$rate[/]", name=name, rate=rate(spec.hourly_rate)),
+                Content.from_markup(
+                    f"[b]$name[/b]  $rate  {_PRESENCE[self._present.get(name)]}\n[dim]$desc[/]",
+                    name=name,
+                    rate=rate(spec.hourly_rate),
+                    desc=spec.description or spec.ref,
+                ),
                 name,
             )
             for name, spec in self.settings.images.items()
@@ -161,8 +194,19 @@ class ProvisionForm(VerticalScroll, can_focus=False):
 
     def set_images(self, rows: Iterable[ImageRow]) -> None:
         """Whether each image is present locally (from ``LeaseService.images``)."""
+        changed = False
         for row in rows:
+            changed |= self._present.get(row.name, ...) != row.present
             self._present[row.name] = row.present
+        if changed:
+            select = self.query_one("#image", Select)
+            chosen = select.value
+            with select.prevent(Select.Changed):
+                select.set_options(self._options())
+                if chosen in self.settings.images:
+                    select.value = chosen
+                # The same value again repaints nothing: run the watcher for the new prompt.
+                select.mutate_reactive(Select.value)
         self._show_image_info()
 
     @property
@@ -178,15 +222,13 @@ class ProvisionForm(VerticalScroll, can_focus=False):
 
     def _show_image_info(self) -> None:
         spec = self.spec
-        present = self._present.get(self.image)
-        where = {True: "[$success]local[/]", False: "[$warning]will pull[/]", None: "[dim]?[/]"}[
-            present
-        ]
         self.query_one("#image-info", Static).update(
             Content.from_markup(
-                f"$desc\n[dim]$rate ·[/] {where}",
+                "$desc\n[dim]$ref · $cpus CPU · $memory[/]",
                 desc=spec.description or spec.ref,
-                rate=rate(spec.hourly_rate),
+                ref=spec.ref,
+                cpus=f"{spec.cpus:g}",
+                memory=format_memory(spec.memory),
             )
         )
 
@@ -227,8 +269,8 @@ class ProvisionForm(VerticalScroll, can_focus=False):
                 cpus = float(form.cpus)
             except ValueError:
                 raise ValueError(f"invalid cpus {form.cpus.strip()[:20]!r}: use a number") from None
-            if not 0.01 <= cpus <= limits.max_cpus:
-                raise ValueError(f"cpus must be between 0.01 and {limits.max_cpus:g}")
+            if not MIN_CPUS <= cpus <= limits.max_cpus:
+                raise ValueError(f"cpus must be between {MIN_CPUS:g} and {limits.max_cpus:g}")
         if form.memory.strip() and parse_memory(form.memory) > limits.max_memory:
             raise ValueError(f"memory must be at most {format_memory(limits.max_memory)}")
 
@@ -266,6 +308,8 @@ class ProvisionForm(VerticalScroll, can_focus=False):
         bad = _field_of(error) if error else None
         for field in ("duration", "name", "cpus", "memory"):
             self.query_one(f"#{field}", Input).set_class(field == bad, "-invalid")
+        for field in ("duration", "cpus", "memory"):
+            self.query_one(f"#{field}-hint", Static).set_class(field == bad, "-invalid")
         return not error
 
     def watch_error(self, error: str) -> None:
