@@ -44,6 +44,7 @@ from containerlease_tui.engine import (
 from containerlease_tui.models import (
     EventType,
     Extension,
+    FailureKind,
     IllegalTransition,
     Lease,
     LeaseStatus,
@@ -113,10 +114,15 @@ class ServiceUnavailable(LeaseError):
 
 
 class ProvisionFailed(LeaseError):
-    """Provisioning failed; the lease is recorded as failed and nothing is left running."""
+    """Provisioning failed; the lease is recorded as failed and nothing is left running.
 
-    def __init__(self, message: str, lease: Lease | None = None) -> None:
-        super().__init__(message)
+    ``reason`` is the cause alone (the message adds "provision failed: "); ``lease`` the failed
+    lease as recorded, when Redis could still be written.
+    """
+
+    def __init__(self, reason: str, lease: Lease | None = None) -> None:
+        super().__init__(f"provision failed: {reason}")
+        self.reason = reason
         self.lease = lease
 
 
@@ -499,7 +505,7 @@ class LeaseService:
         except Exception as exc:  # whatever it was, nothing half-made may stay behind
             reason = self._reason(exc)
             failed = await asyncio.shield(self._fail(lease_id, cid, reason))
-            raise ProvisionFailed(f"provision failed: {reason}", failed) from None
+            raise ProvisionFailed(reason, failed) from None
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
@@ -534,7 +540,9 @@ class LeaseService:
         try:
             lease = await self.store.update(
                 lease_id,
-                lambda x: x.transition(LeaseStatus.FAILED, error=reason),
+                lambda x: x.transition(
+                    LeaseStatus.FAILED, error=reason, failure=FailureKind.PROVISION
+                ),
                 event=EventType.FAILED,
                 detail=reason,
                 # A failed provision books nothing: its hours go back to the budget.

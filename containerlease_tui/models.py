@@ -82,6 +82,17 @@ TRANSITIONS: dict[LeaseStatus, frozenset[LeaseStatus]] = {
 }
 
 
+class FailureKind(StrEnum):
+    """What failed, for a ``failed`` lease (``error`` says why in words)."""
+
+    PROVISION = "provision"
+    """Provisioning did not reach ``running``; anything half-made was removed."""
+    REAP = "reap"
+    """The reaper could not remove the container at the deadline; it keeps retrying."""
+    VANISHED = "vanished"
+    """The container disappeared before the deadline."""
+
+
 class IllegalTransition(ValueError):
     """A status change the state machine does not allow."""
 
@@ -202,6 +213,8 @@ class Lease(BaseModel):
     extensions: list[Extension] = Field(default_factory=list)
     hourly_rate: Decimal = Field(ge=0)
     error: str | None = None
+    failure: FailureKind | None = None
+    """Set with ``error`` when the lease went ``failed``."""
     host: str | None = None
 
     @field_validator("created_at", "expires_at", "ended_at")
@@ -221,12 +234,20 @@ class Lease(BaseModel):
     def short_docker_id(self) -> str:
         return (self.docker_id or "")[:12]
 
-    def transition(self, target: LeaseStatus, *, error: str | None = None) -> Lease:
+    def transition(
+        self,
+        target: LeaseStatus,
+        *,
+        error: str | None = None,
+        failure: FailureKind | None = None,
+    ) -> Lease:
         """A copy in ``target`` status; raises :class:`IllegalTransition` for a forbidden edge."""
         check_transition(self.status, target)
         update: dict[str, object] = {"status": target}
         if error is not None:
             update["error"] = error
+        if failure is not None:
+            update["failure"] = failure
         if target.is_terminal or target is LeaseStatus.FAILED:
             update["ended_at"] = self.ended_at or utcnow()
         return self.model_copy(update=update)
@@ -272,6 +293,7 @@ class Lease(BaseModel):
             "memory": self.resources.memory,
             "extensions": len(self.extensions),
             "error": self.error,
+            "failure": self.failure.value if self.failure else None,
         }
 
 

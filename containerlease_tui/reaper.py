@@ -55,7 +55,14 @@ from containerlease_tui.engine import (
     Engine,
     EngineError,
 )
-from containerlease_tui.models import EventType, IllegalTransition, Lease, LeaseStatus, utcnow
+from containerlease_tui.models import (
+    EventType,
+    FailureKind,
+    IllegalTransition,
+    Lease,
+    LeaseStatus,
+    utcnow,
+)
 from containerlease_tui.store import Charge, LeaseNotFound, LeaseStore, ReaperBeat, StoreError
 
 LOGGER_NAME: Final = "containerlease_tui.reaper"
@@ -855,8 +862,8 @@ class Reaper:
 
         def mutate(current: Lease) -> Lease:
             if current.status is LeaseStatus.FAILED:
-                return current.model_copy(update={"error": message})
-            return current.transition(LeaseStatus.FAILED, error=message)
+                return current.model_copy(update={"error": message, "failure": FailureKind.REAP})
+            return current.transition(LeaseStatus.FAILED, error=message, failure=FailureKind.REAP)
 
         already = lease.status is LeaseStatus.FAILED
         try:
@@ -1098,7 +1105,9 @@ class Reaper:
                 raise _Changed
             if passed:
                 return current.transition(LeaseStatus.EXPIRED)
-            return current.transition(LeaseStatus.FAILED, error="container disappeared")
+            return current.transition(
+                LeaseStatus.FAILED, error="container disappeared", failure=FailureKind.VANISHED
+            )
 
         try:
             await self.store.update(
@@ -1179,7 +1188,9 @@ class Reaper:
         def mutate(current: Lease) -> Lease:
             if current.status not in _PROVISIONING:
                 raise _Changed
-            return current.transition(LeaseStatus.FAILED, error=reason)
+            return current.transition(
+                LeaseStatus.FAILED, error=reason, failure=FailureKind.PROVISION
+            )
 
         try:
             await self.store.update(

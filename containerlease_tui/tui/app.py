@@ -28,7 +28,15 @@ from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
 from containerlease_tui.config import Settings, redact_url
-from containerlease_tui.models import EventType, Lease, LeaseEvent, LeaseStatus, utcnow
+from containerlease_tui.leases import ProvisionFailed
+from containerlease_tui.models import (
+    EventType,
+    FailureKind,
+    Lease,
+    LeaseEvent,
+    LeaseStatus,
+    utcnow,
+)
 from containerlease_tui.tui.formatting import lease_label
 from containerlease_tui.tui.keys import (
     FILTER_KEYS,
@@ -70,8 +78,6 @@ HEALTH_INTERVAL = 5.0
 """Seconds between health checks while everything is up."""
 REAPER_STOP_TIMEOUT = 5.0
 """How long quitting waits for the in-app reaper to finish its pass."""
-REAP_FAILED = "reap failed"
-"""How the reaper starts ``lease.error`` when it could not remove a container (``reaper.py``)."""
 
 
 class Backoff:
@@ -326,11 +332,11 @@ class ContainerLeaseApp(App[None]):
             lease = await service.provision(request, on_progress=progress, on_status=status)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            failed = getattr(exc, "lease", None)
-            self.post_message(
-                ProvisionFinished(failed if isinstance(failed, Lease) else None, _short(exc))
-            )
+        except ProvisionFailed as exc:
+            self.post_message(ProvisionFinished(exc.lease, exc.reason))
+            return
+        except Exception as exc:  # refused before anything was made (input, quota, Redis)
+            self.post_message(ProvisionFinished(None, _short(exc)))
             return
         self.post_message(ProvisionFinished(lease))
 
@@ -455,12 +461,12 @@ class ContainerLeaseApp(App[None]):
                 if in_form:
                     main.leases.table.focus()
             return
-        form.finish(error or "provision failed")
+        form.finish(f"provision failed: {error}" if error else "provision failed")
         if lease is not None:
             if ("failed", lease.id) in self._toasted:
                 return
             self._toasted.add(("failed", lease.id))
-        reason = (error or "").removeprefix("provision failed: ")
+        reason = error or "unknown reason"
         # The same words as the event stream's toast (whichever of the two comes first).
         who = f"{lease.name}: " if lease is not None else ""
         self.notify(f"{who}provision failed: {reason}", severity="error", timeout=10)
@@ -519,12 +525,12 @@ class ContainerLeaseApp(App[None]):
                 self.notify(f"{lease.name} reaped: its lease expired", title="Reaped")
             elif event.type is EventType.FAILED:
                 error = lease.error or ""
-                if error.startswith(REAP_FAILED):
+                if lease.failure is FailureKind.REAP:
                     # The reaper could not remove the container; it keeps retrying.
                     if ("reap-failed", lease.id) in self._toasted:
                         continue
                     self._toasted.add(("reap-failed", lease.id))
-                    reason = event.detail or error.removeprefix(REAP_FAILED).lstrip(": ")
+                    reason = event.detail or error
                     self.notify(
                         f"{lease.name} could not be reaped: {reason} (the reaper retries)",
                         title="Reap failed",

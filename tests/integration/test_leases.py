@@ -35,7 +35,7 @@ from containerlease_tui.leases import (
     QuotaError,
     ServiceUnavailable,
 )
-from containerlease_tui.models import EventType, Lease, LeaseStatus, utcnow
+from containerlease_tui.models import EventType, FailureKind, Lease, LeaseStatus, utcnow
 
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
@@ -200,6 +200,8 @@ async def test_failed_pull_cleans_up(service: LeaseService, docker: aiodocker.Do
     failed = caught.value.lease
     assert failed is not None and failed.status is LeaseStatus.FAILED
     assert failed.error and "registry.invalid" in failed.error
+    assert failed.failure is FailureKind.PROVISION
+    assert caught.value.reason == failed.error
     assert await service.store.active_count() == 0
     assert await _our_containers(docker, service.settings.redis.key_prefix) == []
     events = [e.type for e in await service.store.events_for(failed.id)]

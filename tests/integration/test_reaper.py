@@ -36,7 +36,14 @@ from containerlease_tui.engine import (
     ContainerSpec,
     Engine,
 )
-from containerlease_tui.models import EventType, Lease, LeaseStatus, Resources, utcnow
+from containerlease_tui.models import (
+    EventType,
+    FailureKind,
+    Lease,
+    LeaseStatus,
+    Resources,
+    utcnow,
+)
 from containerlease_tui.reaper import NO_REAPER, Reaper, reaper_status
 from containerlease_tui.store import LeaseStore, ReaperBeat
 
@@ -766,6 +773,7 @@ async def test_docker_unreachable_run_once_marks_failed_then_good_engine_reaps(
     assert (result.due, result.failed, result.reaped) == (1, 1, 0)
     current = await store.get(lease.id)
     assert current is not None and current.status is LeaseStatus.FAILED
+    assert current.failure is FailureKind.REAP and (current.error or "").startswith("reap failed")
     assert lease.id in await scheduled(store)
 
     # Postponed: not due now; once it is due again the good engine reaps it (failed → expired).
@@ -873,6 +881,7 @@ async def test_sweep_closes_records_whose_container_vanished_and_reschedules(
     current = await store.get(vanished.id)
     assert current is not None and current.status is LeaseStatus.FAILED
     assert current.error == "container disappeared"
+    assert current.failure is FailureKind.VANISHED
     assert unscheduled.id in await scheduled(store)
 
     result = await Reaper(settings, store, engine, mode="test").run_once()
@@ -1019,6 +1028,7 @@ async def test_sweep_fails_a_provision_whose_process_died(
     failed = await store.get(crashed.id)
     assert failed is not None and failed.status is LeaseStatus.FAILED
     assert failed.error and "provisioning stopped" in failed.error
+    assert failed.failure is FailureKind.PROVISION
     assert await engine.inspect(orphan) is None
     still = await store.get(working.id)
     assert still is not None and still.status is LeaseStatus.PENDING

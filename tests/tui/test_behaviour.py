@@ -13,7 +13,7 @@ import pytest
 from textual.widgets import Button, Input, OptionList, ProgressBar, Select
 
 from containerlease_tui.config import DockerSettings, RedisSettings
-from containerlease_tui.models import EventType, LeaseStatus
+from containerlease_tui.models import EventType, FailureKind, LeaseStatus
 from containerlease_tui.tui import create_app
 from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen
 
@@ -435,7 +435,9 @@ async def test_a_reap_failure_is_not_called_a_provision_failure() -> None:
         await loaded(pilot)
         reason = "the Docker engine is unreachable"
         service.leases = [
-            x.transition(LeaseStatus.FAILED, error=f"reap failed: {reason}")
+            x.transition(
+                LeaseStatus.FAILED, error=f"reap failed: {reason}", failure=FailureKind.REAP
+            )
             if x.id == "k7m2x9qa"
             else x
             for x in service.leases

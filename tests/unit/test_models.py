@@ -15,6 +15,7 @@ from containerlease_tui.models import (
     LEASE_ID_LENGTH,
     MIN_MEMORY,
     EventType,
+    FailureKind,
     IllegalTransition,
     Lease,
     LeaseEvent,
@@ -170,6 +171,18 @@ def test_failed_keeps_error_and_first_ended_at() -> None:
     assert expired.status is EXPIRED
     assert expired.error == "image pull failed: not found"
     assert expired.ended_at == ended
+
+
+def test_failure_kind_is_recorded_and_kept() -> None:
+    failed = in_status(CREATING).transition(
+        FAILED, error="no such image", failure=FailureKind.PROVISION
+    )
+    assert failed.failure is FailureKind.PROVISION
+    assert failed.to_public()["failure"] == "provision"
+    assert failed.transition(EXPIRED).failure is FailureKind.PROVISION
+    assert Lease.model_validate_json(failed.model_dump_json()).failure is FailureKind.PROVISION
+    assert in_status(RUNNING).failure is None
+    assert in_status(RUNNING).to_public()["failure"] is None
 
 
 def test_transition_without_error_keeps_previous_error() -> None:
