@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import inspect
 import random
 from collections.abc import Callable, Iterable
@@ -78,6 +79,22 @@ HEALTH_INTERVAL = 5.0
 """Seconds between health checks while everything is up."""
 REAPER_STOP_TIMEOUT = 5.0
 """How long quitting waits for the in-app reaper to finish its pass."""
+GC_THRESHOLDS = (20_000, 20, 20)
+"""Python's defaults (700, 10, 10) collect many times per log batch of rendered lines."""
+
+
+_GC_TUNED: list[bool] = []
+
+
+def _tune_gc() -> None:
+    """Once per process: what is alive once the app is up (Textual, the widgets, the modules)
+    lives as long as the app, so it leaves the cyclic collector's sight, and the collector runs
+    less often. Under a log flood this halves the key-to-repaint tail (docs/benchmarks.md)."""
+    if _GC_TUNED:
+        return
+    _GC_TUNED.append(True)
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Backoff:
@@ -181,6 +198,7 @@ class ContainerLeaseApp(App[None]):
 
     def on_ready(self) -> None:
         """Start once the main screen is composed: the clock, then the service (in a worker)."""
+        _tune_gc()
         self.main.status.user = self._user or (
             self._given_service.user if self._given_service else ""
         )

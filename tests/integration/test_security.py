@@ -1,16 +1,16 @@
 """A shared box: ownership between real OS users, quotas under races, hardened containers.
 
 The CLI runs as the OS users ``cl-alice``, ``cl-bob`` and ``cl-admin`` that ``scripts/test``
-creates. Each run forks, drops to that user's uid/gid (with the ``docker`` group, as a developer
-on a shared box has) and calls the CLI's ``main`` — the same switch ``runuser`` makes, without
-needing the test interpreter's path (often under a 0700 home) to be reachable by those users.
+creates, each through ``runuser`` (a fresh process with that user's uid, gid and groups, the
+``docker`` group among them, as a developer on a shared box has). Those users cannot reach a
+Python under root's 0700 home, so they run the system's Python of the same version on a
+world-readable copy of the package and its dependencies.
 """
 
 from __future__ import annotations
 
 import asyncio
-import grp
-import io
+import contextlib
 import json
 import os
 import pwd
@@ -18,6 +18,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,18 +28,13 @@ import aiodocker
 import pytest
 import redis.asyncio as aioredis
 
-# Everything the CLI imports lazily is imported here, before forking: the child may not be
-# allowed to read the checkout once it runs as another user.
-import containerlease_tui.cli as cli_module
-import containerlease_tui.engine
-import containerlease_tui.leases
-import containerlease_tui.store  # noqa: F401
 from containerlease_tui.config import Settings, load_settings
 from containerlease_tui.engine import LABEL_INSTANCE
 from containerlease_tui.leases import InvalidInput, LeaseService, ProvisionRequest, QuotaError
 
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 USERS = ("cl-alice", "cl-bob", "cl-admin")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -48,6 +44,54 @@ class Run:
     err: str
 
 
+@dataclass(frozen=True)
+class UserPython:
+    """A Python every test user can run, and the ``PYTHONPATH`` that finds the package."""
+
+    executable: str
+    path: str
+
+
+_USER_PYTHON: list[UserPython] = []
+
+
+def _reachable(user: str, *paths: str) -> bool:
+    check = ["runuser", "-u", user, "--", "test", "-r"]
+    return all(subprocess.run([*check, p], capture_output=True).returncode == 0 for p in paths)
+
+
+def _user_python() -> UserPython:
+    """The system Python of this interpreter's version, over this venv's packages (copied to a
+    world-readable folder when the checkout or the venv is out of the users' reach)."""
+    if _USER_PYTHON:
+        return _USER_PYTHON[0]
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    executable = shutil.which(f"python{version}", path="/usr/local/bin:/usr/bin:/bin")
+    if executable is None:
+        pytest.fail(f"no system python{version} for the other OS users (install python3)")
+    site = sysconfig.get_paths()["purelib"]
+    needed = (executable, f"{site}/redis/__init__.py", f"{REPO}/pyproject.toml")
+    if not _reachable("cl-alice", *needed):
+        # scripts/test removes its work folder at the end, and this copy with it.
+        work = os.environ.get("CONTAINERLEASE_TEST_WORKDIR", "/tmp")
+        shared = Path(tempfile.mkdtemp(prefix="userpy-", dir=work))
+        os.chmod(shared, 0o755)
+        shutil.copytree(site, shared / "site", symlinks=True)
+        shutil.copytree(REPO / "containerlease_tui", shared / "site" / "containerlease_tui")
+        for folder, dirs, files in os.walk(shared):
+            for name in dirs:
+                os.chmod(Path(folder, name), 0o755)
+            for name in files:
+                with contextlib.suppress(OSError):
+                    os.chmod(Path(folder, name), 0o644)
+        site, repo = str(shared / "site"), str(shared / "site")
+    else:
+        repo = str(REPO)
+    found = UserPython(executable, f"{repo}:{site}")
+    _USER_PYTHON.append(found)
+    return found
+
+
 def _run_as(
     user: str,
     config: Path,
@@ -55,48 +99,41 @@ def _run_as(
     env: dict[str, str] | None = None,
     stdin: bytes = b"",
 ) -> Run:
-    """Fork, become ``user`` (uid, gid, groups), run ``containerlease ARGS``; collect output.
+    """``runuser -u USER -- python -m containerlease_tui ARGS``; collect output.
 
-    ``env`` is added to the environment; ``stdin`` is what the command reads (then EOF).
+    ``env`` is added to a clean environment (in which ``$USER`` lies: the owner must come from
+    the uid); ``stdin`` is what the command reads (then EOF).
     """
-    entry = pwd.getpwnam(user)
-    groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 1
-        try:
-            os.close(in_w)
-            os.dup2(in_r, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            os.setgroups(groups)
-            os.setgid(entry.pw_gid)
-            os.setuid(entry.pw_uid)
-            os.environ.update({"CONTAINERLEASE_CONFIG": str(config), "HOME": "/", "USER": "root"})
-            os.environ.update(env or {})
-            sys.stdin = io.TextIOWrapper(os.fdopen(0, "rb", closefd=False))
-            sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
-            sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
-            sys.argv = ["containerlease", *args]
-            try:
-                cli_module.main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            os._exit(code)
-    os.close(in_r)
-    os.close(out_w)
-    os.close(err_w)
-    with os.fdopen(in_w, "wb") as feed:
-        feed.write(stdin)  # small: fits in the pipe before the child reads
-    with os.fdopen(out_r) as out, os.fdopen(err_r) as err:
-        out_text, err_text = out.read(), err.read()
-    _, status = os.waitpid(pid, 0)
-    return Run(os.waitstatus_to_exitcode(status), out_text, err_text)
+    python = _user_python()
+    clean = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PYTHONPATH": python.path,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "CONTAINERLEASE_CONFIG": str(config),
+        "HOME": "/",
+        "USER": "root",
+        "LANG": "C.UTF-8",
+        **(env or {}),
+    }
+    done = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            user,
+            "--",
+            "env",
+            "-i",
+            *(f"{key}={value}" for key, value in clean.items()),
+            python.executable,
+            "-m",
+            "containerlease_tui",
+            *args,
+        ],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+    )
+    return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
 @pytest.fixture
