@@ -654,11 +654,12 @@ def _reading(name: str, doc: Doc) -> str:
             nogc = keys.get("ours without gc/bare latency p99")
             if nogc is not None:
                 text += (
-                    f" With Python's cyclic garbage collector disabled (a diagnostic run, not a "
-                    f"setting of the app) ours' p99 ratio is {x(nogc)} instead of "
-                    f"{x(keys['ours/bare latency p99'])}: part of the tail is the collector "
-                    "walking the many objects the app keeps alive (10,000 rendered lines among "
-                    "them)."
+                    " The app freezes what is alive once it is up out of the cyclic garbage "
+                    "collector's sight and runs the collector less often (`_tune_gc` in "
+                    "`tui/app.py`; without it the p95 ratio was about 6x). With the collector "
+                    f"disabled altogether (a diagnostic run) ours' p99 ratio is {x(nogc)} "
+                    f"against {x(keys['ours/bare latency p99'])}: what is left of the tail is "
+                    "rendering, not the collector."
                 )
             lines.append(text)
         mem = res.get("memory-ours")
