@@ -46,6 +46,9 @@ REMOVAL_WAIT: Final = 10.0
 PULL_STALL: Final = 120.0
 # Docker sends one-shot stats after sampling twice, about a second apart.
 STATS_EXTRA: Final = 3.0
+# An image seen present is taken as present for this long (see Engine.image_seen): a burst of
+# provisions then costs the engine no lookup per container.
+IMAGE_SEEN_TTL: Final = 30.0
 # A line longer than this (no newline in sight) is handed out in pieces, not buffered forever.
 MAX_LINE: Final = 1 << 20
 
@@ -472,6 +475,7 @@ class Engine:
         self._settings = settings
         self._url = redact_url(settings.url)
         self._docker: aiodocker.Docker | None = None
+        self._seen: dict[str, float] = {}  # image ref → monotonic time it was last seen present
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -607,6 +611,21 @@ class Engine:
                 raise
         return True
 
+    async def image_seen(self, ref: str) -> bool:
+        """Like :meth:`image_present`, but an image seen present in the last
+        :data:`IMAGE_SEEN_TTL` seconds is taken as present without asking the engine.
+
+        If it was removed meanwhile, :meth:`create` raises :class:`ImageUnavailable` (and
+        forgets it), so a caller can still pull it then.
+        """
+        seen = self._seen.get(ref)
+        if seen is not None and time.monotonic() - seen < IMAGE_SEEN_TTL:
+            return True
+        present = await self.image_present(ref)
+        if present:
+            self._seen[ref] = time.monotonic()
+        return present
+
     async def ensure_image(
         self, ref: str, on_progress: Callable[[PullProgress], None] | None = None
     ) -> None:
@@ -708,6 +727,7 @@ class Engine:
                 if exc.status == 409:
                     raise EngineError(f"a container named {spec.name} already exists") from exc
                 if exc.status == 404 and "image" in exc.message.lower():
+                    self._seen.pop(spec.image_ref, None)
                     raise ImageUnavailable(
                         f"image {spec.image_ref} is not available locally"
                     ) from exc

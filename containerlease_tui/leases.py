@@ -39,6 +39,7 @@ from containerlease_tui.engine import (
     Engine,
     EngineError,
     EngineUnavailable,
+    ImageUnavailable,
     PullProgress,
 )
 from containerlease_tui.models import (
@@ -487,11 +488,17 @@ class LeaseService:
                 on_status(lease)
 
         try:
-            if not await self.engine.image_present(lease.image_ref):
+            if not await self.engine.image_seen(lease.image_ref):
                 await step(LeaseStatus.PULLING, EventType.PULLING, lease.image_ref)
                 await self.engine.ensure_image(lease.image_ref, on_progress)
             await step(LeaseStatus.CREATING, EventType.CREATING)
-            cid = await self.engine.create(self._spec(lease))
+            spec = self._spec(lease)
+            try:
+                cid = await self.engine.create(spec)
+            except ImageUnavailable:
+                # Seen a moment ago, removed since: pull it once more, then create.
+                await self.engine.ensure_image(lease.image_ref, on_progress)
+                cid = await self.engine.create(spec)
             # From here the container carries our labels: a crash leaves it findable.
             lease = await self.store.update(
                 lease_id, lambda x: x.model_copy(update={"docker_id": cid})

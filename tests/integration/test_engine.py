@@ -228,6 +228,20 @@ async def test_a_real_pull_reports_layers_and_bytes(engine: Engine, pull_image: 
     assert last.layers_total == len(layers) and last.layers_done == last.layers_total
 
 
+async def test_an_image_seen_present_is_not_looked_up_again_at_once(
+    engine: Engine, test_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert await engine.image_seen(test_image)
+
+    async def no_lookup(ref: str) -> bool:
+        raise AssertionError(f"looked {ref} up again")
+
+    monkeypatch.setattr(engine, "image_present", no_lookup)
+    assert await engine.image_seen(test_image)
+    with pytest.raises(AssertionError):  # an image never seen is looked up
+        await engine.image_seen("containerlease-test:never-seen")
+
+
 async def test_invalid_image_reference(engine: Engine) -> None:
     with pytest.raises(ImageUnavailable, match="UPPER/case:1 is not a valid image reference"):
         await engine.ensure_image("UPPER/case:1")

@@ -419,3 +419,23 @@ async def test_provision_pulls_an_image_it_lacks(
         assert info["Config"]["Image"] == pull_image
     finally:
         await svc.close()
+
+
+async def test_an_image_removed_after_it_was_seen_is_pulled_again(
+    settings: Settings, pull_image: str, docker: aiodocker.Docker
+) -> None:
+    pulling = settings.model_copy(deep=True)
+    pulling.images["pulled"] = settings.images["busybox"].model_copy(update={"ref": pull_image})
+    svc = LeaseService.open(pulling, user="alice")
+    try:
+        first = await svc.provision(ProvisionRequest("pulled", "10m"))
+        assert first.docker_id
+        # Someone removes the image (and the container using it) behind the service's back,
+        # within the time the engine takes a seen image as present.
+        await docker.containers.container(first.docker_id).delete(force=True)
+        await docker.images.delete(pull_image, force=True)
+        second = await svc.provision(ProvisionRequest("pulled", "10m"))
+        assert second.status is LeaseStatus.RUNNING
+        assert await svc.engine.image_present(pull_image)
+    finally:
+        await svc.close()
