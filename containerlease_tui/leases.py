@@ -52,6 +52,7 @@ from containerlease_tui.models import (
     Resources,
     cost_for,
     format_memory,
+    lease_hours,
     parse_memory,
     utcnow,
     validate_name,
@@ -252,10 +253,6 @@ def plan_extension(
             f"({format_duration(max(room, timedelta(0)))} left to add)"
         )
     return new_expiry
-
-
-def _hours(span: timedelta) -> Decimal:
-    return Decimal(str(max(span.total_seconds(), 0.0))) / Decimal(3600)
 
 
 @contextlib.contextmanager
@@ -538,7 +535,7 @@ class LeaseService:
         """Give ``span`` of lease-hours back to the owner's daily budget (if there is one)."""
         if self.settings.limits.daily_budget_hours is None or span <= timedelta(0):
             return None
-        return Charge(lease.owner, -_hours(span))
+        return Charge(lease.owner, -lease_hours(span))
 
     async def _fail(self, lease_id: str, cid: str | None, reason: str) -> Lease | None:
         """Remove whatever was made and mark the lease failed (unless it was closed already)."""
@@ -694,7 +691,7 @@ class LeaseService:
 
         charge = None
         if limits.daily_budget_hours is not None:
-            charge = Charge(lease.owner, _hours(amount), limits.daily_budget_hours)
+            charge = Charge(lease.owner, lease_hours(amount), limits.daily_budget_hours)
         with _translated():
             return await self.store.update(
                 lease.id,

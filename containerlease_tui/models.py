@@ -168,6 +168,11 @@ def format_memory(size: int) -> str:
     return f"{size / 1024**2:.1f}m" if size >= 1024**2 else str(size)
 
 
+def lease_hours(span: timedelta) -> Decimal:
+    """A span as exact lease-hours (what the daily budget counts); never negative."""
+    return Decimal(str(max(span.total_seconds(), 0.0))) / Decimal(3600)
+
+
 def cost_for(rate: Decimal, span: timedelta) -> Decimal:
     """Cost of ``span`` at ``rate`` per hour, rounded to 1/100 of a cent."""
     seconds = max(Decimal(0), Decimal(str(span.total_seconds())))

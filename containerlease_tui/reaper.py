@@ -40,7 +40,6 @@ import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Final
 
 from containerlease_tui import __version__
@@ -61,6 +60,7 @@ from containerlease_tui.models import (
     IllegalTransition,
     Lease,
     LeaseStatus,
+    lease_hours,
     utcnow,
 )
 from containerlease_tui.store import Charge, LeaseNotFound, LeaseStore, ReaperBeat, StoreError
@@ -1179,11 +1179,7 @@ class Reaper:
             return
         reason = "provisioning stopped: the process provisioning it is gone"
         budget = self.settings.limits.daily_budget_hours
-        refund = (
-            Charge(lease.owner, -Decimal(str(lease.lifetime.total_seconds())) / 3600)
-            if budget is not None
-            else None
-        )
+        refund = Charge(lease.owner, -lease_hours(lease.lifetime)) if budget is not None else None
 
         def mutate(current: Lease) -> Lease:
             if current.status not in _PROVISIONING:

@@ -27,7 +27,14 @@ from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from containerlease_tui.config import Settings, redact_url
-from containerlease_tui.models import EventType, Lease, LeaseEvent, LeaseStatus, utcnow
+from containerlease_tui.models import (
+    EventType,
+    Lease,
+    LeaseEvent,
+    LeaseStatus,
+    lease_hours,
+    utcnow,
+)
 
 T = TypeVar("T")
 
@@ -290,7 +297,7 @@ class LeaseStore:
         """Write a new lease and its ``created`` event, atomically checking the quotas."""
         k = self.keys
         now = utcnow()
-        hours = Decimal(str(lease.lifetime.total_seconds())) / Decimal(3600)
+        hours = lease_hours(lease.lifetime)
         day_end = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=2)
         result = await self._call(
             lambda: self._insert(
