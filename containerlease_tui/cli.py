@@ -451,9 +451,9 @@ def images(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def doctor(settings: Settings) -> None:
     """Check Redis, the Docker engine and whether a reaper is running."""
-    from containerlease_tui.config import redact_url
     from containerlease_tui.leases import HealthReport
     from containerlease_tui.reaper import reaper_status
+    from containerlease_tui.redact import redact_url
 
     async def work(service: LeaseService) -> tuple[HealthReport, str, str]:
         health = await service.health()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from contextvars import ContextVar
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +35,8 @@ from pydantic_settings import (
 )
 
 from containerlease_tui.durations import Duration, format_duration
-from containerlease_tui.models import parse_memory
+from containerlease_tui.models import NAME_PATTERN, parse_memory
+from containerlease_tui.redact import redact_url as redact_url  # moved; old imports still work
 
 DEFAULT_DOCKER_SOCKET = "unix:///var/run/docker.sock"
 
@@ -190,7 +192,7 @@ def _check_redis_query(url: str, query: str) -> None:
         if name not in known:
             raise ValueError(f"unknown query parameter {name[:40]!r} in the URL")
     try:
-        parse_url(url)
+        parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     except ValueError:
         raise ValueError("a query parameter of the URL has an invalid value") from None
 
@@ -467,7 +469,7 @@ class Settings(BaseSettings):
     @classmethod
     def _image_names(cls, value: dict[str, ImageSpec]) -> dict[str, ImageSpec]:
         for name in value:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,39}", name, re.ASCII):
+            if not NAME_PATTERN.fullmatch(name):
                 raise ValueError(f"image name {name!r} must be lowercase letters, digits, _.-")
         if not value:
             raise ValueError("the image catalog is empty")
@@ -482,15 +484,17 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = _CONFIG_PATH.get("path")
+        path = _CONFIG_FILE.get()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
 
-# The file chosen by load_settings, handed to settings_customise_sources (a classmethod).
-_CONFIG_PATH: dict[str, Path | None] = {}
+# The file chosen by load_settings, handed to settings_customise_sources (a classmethod that
+# pydantic-settings calls with no room for our arguments). A ContextVar, so concurrent loads in
+# other threads or tasks never see each other's file.
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("containerlease_config_file", default=None)
 
 
 def config_path() -> Path | None:
@@ -500,58 +504,6 @@ def config_path() -> Path | None:
         return Path(explicit).expanduser()
     default = Path(user_config_dir("containerlease")) / "config.toml"
     return default if default.is_file() else None
-
-
-# Query parameters whose value is a secret (redis-py passes unknown ones on, e.g. password=).
-_SECRET_PARAM = re.compile(
-    r"(?i)(?:^|_)(?:pass|passwd|password|pwd|secret|token|auth|credentials?|key|apikey)$"
-)
-_QUERY_PAIR = re.compile(r"(?<=[?&;#])([^&;=#]*)=([^&;#]*)")
-
-
-def _redact_query(tail: str) -> str:
-    """``/0?password=s&db=1`` → ``/0?password=***&db=1`` (the fragment too, should it hold one)."""
-    start = min((i for i in (tail.find("?"), tail.find("#")) if i >= 0), default=-1)
-    if start < 0:
-        return tail
-
-    def hide(match: re.Match[str]) -> str:
-        name = unquote(match.group(1))
-        if _SECRET_PARAM.search(name):
-            return f"{match.group(1)}=***"
-        return match.group(0)
-
-    return tail[:start] + _QUERY_PAIR.sub(hide, tail[start:])
-
-
-def redact_url(url: str) -> str:
-    """``redis://user:secret@host`` → ``redis://user:***@host``: secrets never reach a screen.
-
-    A password in the user info and secret query parameters (``?password=``, ``?token=``) are
-    replaced by ``***``; a password with an unescaped ``/``, ``?`` or ``#`` is still hidden.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "<url with credentials>" if "@" in url else _redact_query(url)
-    return f"{scheme}://{_redact_after_scheme(rest)}"
-
-
-def _redact_after_scheme(rest: str) -> str:
-    ends = [i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0]
-    end = min(ends, default=len(rest))
-    authority, tail = rest[:end], rest[end:]
-    if "@" in authority:
-        userinfo, _, hostport = authority.rpartition("@")
-        user, colon, _password = userinfo.partition(":")
-        if colon:  # a user name alone is no secret
-            authority = f"{user}:***@{hostport}"
-        return authority + _redact_query(tail)
-    user, colon, after = authority.partition(":")
-    at = rest.find("@", end)
-    if colon and at >= 0 and not after.isdigit():
-        # "user:pa/ss@host": the password holds a character that ends the authority early.
-        return f"{user}:***@{_redact_after_scheme(rest[at + 1 :])}"
-    return authority + _redact_query(tail)
 
 
 def _describe(error: ValidationError, origin: str) -> str:
@@ -585,7 +537,7 @@ def load_settings(path: Path | str | None = "auto") -> Settings:
         except OSError as exc:
             raise ConfigError(f"config error in {chosen}: cannot read: {exc.strerror}") from None
         origin = f"{chosen} (or CONTAINERLEASE_* environment)"
-    _CONFIG_PATH["path"] = chosen
+    token = _CONFIG_FILE.set(chosen)
     try:
         return Settings()
     except ValidationError as exc:
@@ -593,4 +545,4 @@ def load_settings(path: Path | str | None = "auto") -> Settings:
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"config error in {origin}: {exc}") from None
     finally:
-        _CONFIG_PATH.pop("path", None)
+        _CONFIG_FILE.reset(token)

@@ -290,7 +290,6 @@ class LeaseService:
         self.user = user or current_user(settings)
         self.is_admin = is_admin(self.user, settings) if admin is None else admin
         self.host = socket.gethostname()
-        self._tasks: set[asyncio.Task[Lease]] = set()
 
     @classmethod
     def open(cls, settings: Settings, user: str | None = None) -> LeaseService:
@@ -298,17 +297,10 @@ class LeaseService:
         return cls(settings, LeaseStore.from_settings(settings), Engine(settings.docker), user=user)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.engine.close()
         await self.store.close()
 
     # --- catalog and validation ------------------------------------------------------------
-
-    def catalog(self) -> dict[str, ImageSpec]:
-        return dict(self.settings.images)
 
     async def images(self) -> list[ImageRow]:
         rows = []
@@ -801,6 +793,19 @@ class LeaseService:
             raise InvalidInput(f"lease {lease.id} has no container")
         with _translated():
             return await self.engine.shell(lease.docker_id, cmd or ["/bin/sh"])
+
+    async def last_event_id(self) -> str:
+        """The event stream's newest id: the cursor to follow from, so nothing is missed
+        between loading the leases and the first read."""
+        with _translated():
+            return await self.store.last_event_id()
+
+    async def run_reaper(self, stop: asyncio.Event, *, mode: str = "in-app") -> None:
+        """Run a reaper over this service's store and engine until ``stop`` is set (the
+        app's in-app reaper: the shells never build one from the store and engine)."""
+        from containerlease_tui.reaper import Reaper  # the reaper is not needed by most commands
+
+        await Reaper(self.settings, self.store, self.engine, mode=mode).run(stop)
 
     async def events(self, after: str = "$", block_ms: int | None = 2000) -> EventBatch:
         """The next events after stream id ``after``, waiting up to ``block_ms``."""

@@ -27,7 +27,22 @@ LABEL_INSTANCE = "containerlease.instance"
 BUSYBOX_CMD = ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do echo tick; sleep 1; done"]
 
 
+# Tests under these folders talk to the real engine and Redis: marked by place, not by hand,
+# so none is forgotten (`-m "not integration"` runs the rest without services).
+_INTEGRATION_DIRS = ("integration",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts
+        if parts and parts[0] in _INTEGRATION_DIRS:
+            item.add_marker(pytest.mark.integration)
+
+
 def _need(name: str) -> str:
+    """The one policy for a missing service: the test fails, it never skips quietly (a run
+    that skipped its integration tests must not look green). The only skips are the real-pull
+    tests when the services come from outside and no private registry was started."""
     value = os.environ.get(name)
     if not value:
         pytest.fail(f"{name} is not set: run the tests through scripts/test")

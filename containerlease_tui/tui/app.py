@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import gc
-import inspect
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -28,7 +27,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
-from containerlease_tui.config import Settings, redact_url
+from containerlease_tui.config import Settings
 from containerlease_tui.leases import ProvisionFailed
 from containerlease_tui.models import (
     EventType,
@@ -38,6 +37,7 @@ from containerlease_tui.models import (
     LeaseStatus,
     utcnow,
 )
+from containerlease_tui.redact import redact_url
 from containerlease_tui.tui.formatting import lease_label
 from containerlease_tui.tui.keys import (
     FILTER_KEYS,
@@ -226,16 +226,13 @@ class ContainerLeaseApp(App[None]):
         backoff = Backoff()
         while True:
             try:
-                opened: Any = LeaseService.open(self.settings, self._user)
-                if inspect.isawaitable(opened):
-                    opened = await opened
-                self.post_message(ServiceReady(opened))
+                self.post_message(ServiceReady(LeaseService.open(self.settings, self._user)))
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 delay = backoff.next()
-                self.post_message(ServiceFailed(_short(exc), delay))
+                self.post_message(ServiceFailed(_short(exc)))
                 await asyncio.sleep(delay)
 
     @work(group="events", exclusive=True, exit_on_error=False)
@@ -246,7 +243,7 @@ class ContainerLeaseApp(App[None]):
         while True:
             try:
                 if after is None:
-                    after = await self._last_event_id(service)
+                    after = await service.last_event_id()
                     leases = await service.list(all_users=True)
                     self.post_message(LeasesLoaded(leases))
                     backoff.reset()
@@ -260,15 +257,8 @@ class ContainerLeaseApp(App[None]):
             except Exception as exc:
                 after = None
                 delay = backoff.next()
-                self.post_message(RedisLost(_short(exc), delay))
+                self.post_message(RedisLost(_short(exc)))
                 await asyncio.sleep(delay)
-
-    @staticmethod
-    async def _last_event_id(service: LeaseService) -> str:
-        last = getattr(service.store, "last_event_id", None)
-        if last is None:
-            return "$"
-        return str(await last())
 
     @work(group="health", exclusive=True, exit_on_error=False)
     async def _watch_health(self, service: LeaseService) -> None:
@@ -319,14 +309,11 @@ class ContainerLeaseApp(App[None]):
     @work(group="reaper", exclusive=True, exit_on_error=False)
     async def _run_reaper(self, service: LeaseService) -> None:
         """The in-app reaper, until the app quits; restarted with backoff if it fails."""
-        from containerlease_tui.reaper import Reaper
-
         backoff = Backoff(base=1.0, cap=30.0)
         while not self._reaper_stop.is_set():
             try:
-                reaper = Reaper(self.settings, service.store, service.engine, mode="in-app")
                 self.post_message(ReaperStateChanged(True))
-                await reaper.run(self._reaper_stop)
+                await service.run_reaper(self._reaper_stop)
                 if self._reaper_stop.is_set():
                     break
                 raise RuntimeError("the reaper stopped by itself")

@@ -32,10 +32,9 @@ class ServiceReady(Message):
 
 @dataclass(eq=False)
 class ServiceFailed(Message):
-    """The service could not be opened; the worker retries after ``retry_in`` seconds."""
+    """The service could not be opened; the worker retries with backoff."""
 
     error: str
-    retry_in: float
 
 
 @dataclass(eq=False)
@@ -57,10 +56,9 @@ class HealthChanged(Message):
 
 @dataclass(eq=False)
 class RedisLost(Message):
-    """The event stream failed; the worker retries after ``retry_in`` seconds."""
+    """The event stream failed; the worker retries with backoff."""
 
     error: str
-    retry_in: float
 
 
 @dataclass(eq=False)

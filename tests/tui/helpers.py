@@ -56,6 +56,34 @@ def screen_lines(app: App[Any]) -> list[str]:
     return console.export_text(styles=False).splitlines()[:height]
 
 
+async def rendered(
+    pilot: Pilot[Any], *texts: str, within: float = 10.0, frames: int = 3
+) -> list[str]:
+    """Wait until the screen shows every one of ``texts`` and then stays the same for
+    ``frames`` consecutive refreshes (columns sized, layout done): what a snapshot may take.
+
+    A fixed pause was not enough under load: the table had not finished sizing its columns.
+    """
+    deadline = time.monotonic() + within
+    last: list[str] | None = None
+    same = 0
+    while True:
+        await pilot.pause(0.02)
+        lines = screen_lines(pilot.app)
+        text = "\n".join(lines)
+        if all(t in text for t in texts):
+            same = same + 1 if lines == last else 0
+            if same >= frames:
+                return lines
+        last = lines
+        if time.monotonic() > deadline:
+            missing = [t for t in texts if t not in text]
+            raise AssertionError(
+                f"timed out after {within}s waiting for a steady screen"
+                + (f" showing {missing}" if missing else "")
+            )
+
+
 def footer_text(app: App[Any]) -> str:
     """The bottom row of the terminal (the footer), without trailing blanks."""
     return screen_lines(app)[-1].rstrip()

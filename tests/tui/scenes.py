@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from .fakes import demo_app
-from .helpers import settle
+from .helpers import rendered, settle
 
 Steps = Callable[[Pilot[Any]], Awaitable[None]]
 
@@ -62,7 +62,7 @@ async def main_screen(pilot: Pilot[Any]) -> None:
     """Leases of three users in every state, countdowns, costs, the status bar."""
     await settle(pilot, lambda: _loaded(pilot.app), what="the demo leases")
     _steady(pilot)
-    await pilot.pause()
+    await rendered(pilot, "api-dev")
 
 
 async def provision_error(pilot: Pilot[Any]) -> None:
@@ -71,7 +71,7 @@ async def provision_error(pilot: Pilot[Any]) -> None:
     await pilot.press("n", "tab", *"12h")
     await settle(pilot, lambda: "12h" in pilot.app.main.form.error)
     _steady(pilot)
-    await pilot.pause()
+    await rendered(pilot, "12h")
 
 
 async def confirm_delete(pilot: Pilot[Any]) -> None:
@@ -79,7 +79,7 @@ async def confirm_delete(pilot: Pilot[Any]) -> None:
     await main_screen(pilot)
     await pilot.press("down", "d")
     await settle(pilot, lambda: type(pilot.app.screen).__name__ == "ConfirmScreen")
-    await pilot.pause()
+    await rendered(pilot)
 
 
 async def help_screen(pilot: Pilot[Any]) -> None:
@@ -87,7 +87,7 @@ async def help_screen(pilot: Pilot[Any]) -> None:
     await main_screen(pilot)
     await pilot.press("question_mark")
     await settle(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen")
-    await pilot.pause()
+    await rendered(pilot)
 
 
 async def logs(pilot: Pilot[Any]) -> None:
@@ -98,7 +98,7 @@ async def logs(pilot: Pilot[Any]) -> None:
     await pilot.press("f", *"orders")
     await settle(pilot, lambda: pilot.app.main.logs.filter_text == "orders")
     _steady(pilot)
-    await pilot.pause()
+    await rendered(pilot)
 
 
 async def narrow_form(pilot: Pilot[Any]) -> None:
@@ -108,7 +108,7 @@ async def narrow_form(pilot: Pilot[Any]) -> None:
     await settle(pilot, lambda: pilot.app.main.form.query_one("#image").has_focus)
     await pilot.press("tab")
     _steady(pilot)
-    await pilot.pause()
+    await rendered(pilot)
 
 
 async def redis_down(pilot: Pilot[Any]) -> None:
@@ -123,13 +123,13 @@ async def redis_down(pilot: Pilot[Any]) -> None:
         ),
     )
     _steady(pilot)
-    await pilot.pause()
+    await rendered(pilot)
 
 
 async def too_small(pilot: Pilot[Any]) -> None:
     """Below 80x24 a message replaces the panes."""
     await settle(pilot, lambda: pilot.app.main.has_class("-too-small"))
-    await pilot.pause()
+    await rendered(pilot)
 
 
 SCENES: dict[str, Scene] = {

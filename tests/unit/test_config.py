@@ -24,8 +24,8 @@ from containerlease_tui.config import (
     Settings,
     config_path,
     load_settings,
-    redact_url,
 )
+from containerlease_tui.redact import redact_url
 
 MIB = 1024**2
 GIB = 1024**3

@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from containerlease_tui.cli import cli
-from containerlease_tui.config import ConfigError, Settings, load_settings, redact_url
+from containerlease_tui.config import ConfigError, Settings, load_settings
 from containerlease_tui.durations import DurationError, format_duration, parse_duration
 from containerlease_tui.leases import InvalidInput, LeaseService, ProvisionRequest
 from containerlease_tui.models import parse_memory, validate_name
+from containerlease_tui.redact import redact_url
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
