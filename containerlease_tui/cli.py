@@ -25,8 +25,7 @@ from containerlease_tui.config import ConfigError, Settings, load_settings
 from containerlease_tui.models import Lease, format_memory, utcnow
 
 if TYPE_CHECKING:
-    from containerlease_tui.engine import PullProgress
-    from containerlease_tui.leases import LeaseService
+    from containerlease_tui.leases import LeaseService, PullProgress
 
 T = TypeVar("T")
 

@@ -68,8 +68,7 @@ from containerlease_tui.tui.widgets import LogPane, ProvisionForm
 from containerlease_tui.tui.widgets.lease_table import LeasesPane
 
 if TYPE_CHECKING:
-    from containerlease_tui.engine import PullProgress
-    from containerlease_tui.leases import LeaseService, ProvisionRequest
+    from containerlease_tui.leases import LeaseService, ProvisionRequest, PullProgress
 
 P = ParamSpec("P")
 HERE = Path(__file__).parent

@@ -17,8 +17,7 @@ from textual.notifications import SeverityLevel
 from containerlease_tui.models import Lease, LeaseEvent
 
 if TYPE_CHECKING:
-    from containerlease_tui.engine import PullProgress
-    from containerlease_tui.leases import ImageRow, LeaseService
+    from containerlease_tui.leases import ImageRow, LeaseService, PullProgress
 
 MAX_COALESCED_LINES = 10_000
 
