@@ -451,14 +451,13 @@ def images(settings: Settings, as_json: bool) -> None:
 def doctor(settings: Settings) -> None:
     """Check Redis, the Docker engine and whether a reaper is running."""
     from containerlease_tui.leases import HealthReport
-    from containerlease_tui.reaper import reaper_status
     from containerlease_tui.redact import redact_url
 
     async def work(service: LeaseService) -> tuple[HealthReport, str, str]:
         health = await service.health()
         reaper = "unknown (Redis unreachable)"
         if health.redis_ok:
-            reaper = await reaper_status(service.store)
+            reaper = (await service.reaper_status()).describe()
         who = service.user + (" (admin)" if service.is_admin else "")
         return health, reaper, who
 

@@ -40,7 +40,9 @@ from containerlease_tui.engine import (
     EngineError,
     EngineUnavailable,
     ImageUnavailable,
-    PullProgress,
+)
+from containerlease_tui.engine import (
+    PullProgress as PullProgress,  # the shells see it through the service
 )
 from containerlease_tui.models import (
     EventType,
@@ -57,6 +59,7 @@ from containerlease_tui.models import (
     utcnow,
     validate_name,
 )
+from containerlease_tui.reaper import ReaperStatus as ReaperStatus
 from containerlease_tui.store import (
     Charge,
     EventBatch,
@@ -799,6 +802,13 @@ class LeaseService:
         between loading the leases and the first read."""
         with _translated():
             return await self.store.last_event_id()
+
+    async def reaper_status(self) -> ReaperStatus:
+        """The reapers alive for this installation (``doctor``, the app's status bar)."""
+        from containerlease_tui.reaper import reaper_report
+
+        with _translated():
+            return await reaper_report(self.store)
 
     async def run_reaper(self, stop: asyncio.Event, *, mode: str = "in-app") -> None:
         """Run a reaper over this service's store and engine until ``stop`` is set (the

@@ -94,6 +94,7 @@ _PROVISIONING: Final = frozenset({LeaseStatus.PENDING, LeaseStatus.PULLING, Leas
 WAKE_EVENTS: Final = frozenset({EventType.CREATED, EventType.EXTENDED, EventType.RELEASED})
 
 NO_REAPER: Final = "no reaper running — leases will not be cleaned while the app is closed"
+NO_REAPER_SHORT: Final = "no reaper running — leases not cleaned once closed"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE: Final = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -1201,32 +1202,71 @@ class Reaper:
 # --- status and the headless daemon --------------------------------------------------------
 
 
+def _last_pass(beat: ReaperBeat) -> datetime:
+    try:
+        return datetime.fromisoformat(beat.last_pass) if beat.last_pass else _EPOCH
+    except ValueError:
+        return _EPOCH
+
+
+@dataclass(frozen=True)
+class ReaperStatus:
+    """The reapers alive for this installation, read from their heartbeats: what ``doctor``
+    prints and the app's status bar shows, as fields (nothing parses the sentence)."""
+
+    beats: tuple[ReaperBeat, ...]
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.beats)
+
+    @property
+    def count(self) -> int:
+        return len(self.beats)
+
+    @property
+    def newest(self) -> ReaperBeat | None:
+        """The beat with the latest pass (the one to name)."""
+        return max(self.beats, key=_last_pass) if self.beats else None
+
+    def last_pass_age(self, now: datetime | None = None) -> float | None:
+        """Seconds since the newest reaper's last pass; None before its first."""
+        beat = self.newest
+        if beat is None or _last_pass(beat) <= _EPOCH:
+            return None
+        return max(0.0, ((now or utcnow()) - _last_pass(beat)).total_seconds())
+
+    def describe(self, now: datetime | None = None) -> str:
+        """One line for people, e.g. ``reaper alive on devbox (pid 42, last pass 3 s ago)``."""
+        return self.forms(now)[0]
+
+    def forms(self, now: datetime | None = None) -> list[str]:
+        """The line and shorter readings of it, longest first (for a narrow status bar)."""
+        beat = self.newest
+        if beat is None:
+            return [NO_REAPER, NO_REAPER_SHORT, "no reaper running"]
+        age = self.last_pass_age(now)
+        when = (
+            "no pass yet" if age is None else f"last pass {format_duration_seconds(round(age))} ago"
+        )
+        more = f" and {self.count - 1} more" if self.count > 1 else ""
+        named = f"reaper alive on {beat.host}"
+        return list(
+            dict.fromkeys(
+                [f"{named} (pid {beat.pid}, {when}){more}", named + more, named, "reaper alive"]
+            )
+        )
+
+
+async def reaper_report(store: LeaseStore) -> ReaperStatus:
+    """The live reapers (for ``LeaseService.reaper_status``). Raises :class:`StoreError` when
+    Redis cannot be reached."""
+    return ReaperStatus(tuple(await store.reapers()))
+
+
 async def reaper_status(store: LeaseStore) -> str:
-    """One line on the reapers alive (for ``containerlease doctor`` and the app's status bar).
-
-    Raises :class:`StoreError` when Redis cannot be reached.
-    """
-    beats = await store.reapers()
-    if not beats:
-        return NO_REAPER
-    now = utcnow()
-
-    def last(beat: ReaperBeat) -> datetime:
-        try:
-            return datetime.fromisoformat(beat.last_pass) if beat.last_pass else _EPOCH
-        except ValueError:
-            return _EPOCH
-
-    beat = max(beats, key=last)
-    if beat.last_pass and last(beat) > _EPOCH:
-        age = max(0.0, (now - last(beat)).total_seconds())
-        when = f"last pass {format_duration_seconds(round(age))} ago"
-    else:
-        when = "no pass yet"
-    text = f"reaper alive on {beat.host} (pid {beat.pid}, {when})"
-    if len(beats) > 1:
-        text += f" and {len(beats) - 1} more"
-    return text
+    """One line on the reapers alive. Raises :class:`StoreError` when Redis cannot be reached."""
+    return (await reaper_report(store)).describe()
 
 
 def _json_handler() -> logging.Handler:
@@ -1329,10 +1369,12 @@ __all__ = [
     "JsonFormatter",
     "PassResult",
     "Reaper",
+    "ReaperStatus",
     "error_backoff",
     "humane_left",
     "parse_label_deadline",
     "postpone_delay",
+    "reaper_report",
     "reaper_status",
     "retry_delay",
     "run_headless",

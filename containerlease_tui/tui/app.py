@@ -28,7 +28,7 @@ from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
 from containerlease_tui.config import Settings
-from containerlease_tui.leases import ProvisionFailed
+from containerlease_tui.leases import LeaseError, ProvisionFailed
 from containerlease_tui.models import (
     EventType,
     FailureKind,
@@ -68,7 +68,7 @@ from containerlease_tui.tui.widgets import LogPane, ProvisionForm
 from containerlease_tui.tui.widgets.lease_table import LeasesPane
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import LeaseService, ProvisionRequest, PullProgress
+    from containerlease_tui.leases import LeaseService, ProvisionRequest, PullProgress, ReaperStatus
 
 P = ParamSpec("P")
 HERE = Path(__file__).parent
@@ -262,18 +262,14 @@ class ContainerLeaseApp(App[None]):
     @work(group="health", exclusive=True, exit_on_error=False)
     async def _watch_health(self, service: LeaseService) -> None:
         """Ping Redis and Docker, say which reapers live; retry sooner while something is down."""
-        from containerlease_tui.reaper import reaper_status
-
         backoff = Backoff(base=1.0, cap=HEALTH_INTERVAL * 3)
         while True:
             try:
                 report = await service.health()
-                reapers: int | None = None
-                line: str | None = None
+                reapers: ReaperStatus | None = None
                 if report.redis_ok:
-                    with contextlib.suppress(Exception):
-                        reapers = len(await service.store.reapers())
-                        line = await reaper_status(service.store)
+                    with contextlib.suppress(LeaseError):
+                        reapers = await service.reaper_status()
                 self.post_message(
                     HealthChanged(
                         report.redis_ok,
@@ -281,7 +277,6 @@ class ContainerLeaseApp(App[None]):
                         report.docker_ok,
                         report.docker_detail,
                         reapers,
-                        line,
                     )
                 )
                 healthy = report.redis_ok and report.docker_ok
@@ -401,8 +396,7 @@ class ContainerLeaseApp(App[None]):
         status = self.main.status
         status.redis_ok = message.redis_ok
         status.docker_ok = message.docker_ok
-        status.reapers = message.reapers
-        status.reaper_line = message.reaper_line
+        status.reaper = message.reaper
         if message.docker_ok and was_docker is False and self.service is not None:
             self._load_images(self.service)
         self._update_banner()

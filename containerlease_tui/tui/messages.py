@@ -17,7 +17,7 @@ from textual.notifications import SeverityLevel
 from containerlease_tui.models import Lease, LeaseEvent
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import ImageRow, LeaseService, PullProgress
+    from containerlease_tui.leases import ImageRow, LeaseService, PullProgress, ReaperStatus
 
 MAX_COALESCED_LINES = 10_000
 
@@ -44,10 +44,8 @@ class HealthChanged(Message):
     redis_detail: str
     docker_ok: bool
     docker_detail: str
-    reapers: int | None = None
-    """Reapers with a fresh heartbeat (None: unknown, Redis is down)."""
-    reaper_line: str | None = None
-    """The core's one line on them (``reaper_status``); None: unknown, Redis is down."""
+    reaper: ReaperStatus | None = None
+    """The live reapers (None: unknown, Redis is down)."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, HealthChanged)

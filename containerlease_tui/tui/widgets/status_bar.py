@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.content import Content
@@ -12,10 +12,11 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from containerlease_tui.models import utcnow
+
+if TYPE_CHECKING:
+    from containerlease_tui.leases import ReaperStatus
 from containerlease_tui.tui.formatting import clock_text
 
-NO_REAPER_PREFIX = "no reaper running"
-"""How the core's ``NO_REAPER`` sentence starts (``reaper.reaper_status``)."""
 UNKNOWN = "reaper: unknown while Redis is down"
 STARTING = "reaper starting in this app…"
 
@@ -26,33 +27,18 @@ def _state(ok: bool | None) -> str:
     return "[$success]●[/]" if ok else "[$error]✖[/]"
 
 
-def shorter_forms(line: str) -> list[str]:
-    """``line`` and shorter readings of it, longest first, for a narrow status bar.
-
-    ``reaper alive on devbox (pid 42, last pass 3 s ago) and 1 more`` → ``reaper alive on
-    devbox and 1 more`` → ``reaper alive on devbox`` → ``reaper alive``; the no-reaper warning
-    keeps its point: ``no reaper running — leases not cleaned once closed`` →
-    ``no reaper running``.
-    """
-    forms = [line]
-    if line.startswith(NO_REAPER_PREFIX):
-        forms += [f"{NO_REAPER_PREFIX} — leases not cleaned once closed", NO_REAPER_PREFIX]
-    elif line.startswith("reaper alive"):
-        without_details = re.sub(r" \([^)]*\)", "", line)
-        forms += [without_details, without_details.split(" and ")[0], "reaper alive"]
-    return list(dict.fromkeys(forms))
-
-
 class ReaperState(Widget):
     """The reaper part of the bar: the longest reading of the line that fits; all of it in the
     tooltip."""
 
     line: reactive[str] = reactive(UNKNOWN)
+    forms: reactive[tuple[str, ...]] = reactive((UNKNOWN,))
+    """The line and shorter readings of it, longest first (from ``ReaperStatus.forms``)."""
     ok: reactive[bool | None] = reactive(None)
 
     def render(self) -> Content:
         room = max(0, self.size.width - 2)
-        forms = shorter_forms(self.line)
+        forms = self.forms
         text = next((form for form in forms if len(form) <= room), forms[-1])
         style = {True: "", False: "$warning", None: "$text-muted"}[self.ok]
         return Content.from_markup(
@@ -71,10 +57,8 @@ class StatusBar(Widget):
     docker_ok: reactive[bool | None] = reactive(None)
     in_app_reaper: reactive[bool | None] = reactive(None)
     """True: running in this app; False: failed; None: not started here (``--no-reaper``)."""
-    reapers: reactive[int | None] = reactive(None)
-    """Reapers with a fresh heartbeat in Redis (None: unknown)."""
-    reaper_line: reactive[str | None] = reactive(None)
-    """The core's line on the reapers (``reaper_status``); None: unknown, Redis is down."""
+    reaper: reactive[ReaperStatus | None] = reactive(None)
+    """The live reapers, from the service (None: unknown, Redis is down)."""
     user: reactive[str] = reactive("")
     now: reactive[datetime] = reactive(utcnow)
 
@@ -98,15 +82,26 @@ class StatusBar(Widget):
             Content.from_markup(f"{_state(self.redis_ok)} Redis  {_state(self.docker_ok)} Docker  ")
         )
 
+    @property
+    def reapers(self) -> int | None:
+        """Reapers with a fresh heartbeat (None: unknown)."""
+        return None if self.reaper is None else self.reaper.count
+
+    @property
+    def reaper_line(self) -> str | None:
+        """The service's line on the reapers; None: unknown, Redis is down."""
+        return None if self.reaper is None else self.reaper.describe(self.now)
+
     def _reaper(self) -> None:
         state = self.query_one(ReaperState)
-        line = self.reaper_line
-        if line is None:
-            state.line, state.ok = UNKNOWN, None
-        elif line.startswith(NO_REAPER_PREFIX) and self.in_app_reaper:
-            state.line, state.ok = STARTING, None  # its first heartbeat is on its way
+        reaper = self.reaper
+        if reaper is None:
+            forms, state.ok = [UNKNOWN], None
+        elif not reaper.alive and self.in_app_reaper:
+            forms, state.ok = [STARTING], None  # its first heartbeat is on its way
         else:
-            state.line, state.ok = line, not line.startswith(NO_REAPER_PREFIX)
+            forms, state.ok = reaper.forms(self.now), reaper.alive
+        state.line, state.forms = forms[0], tuple(forms)
 
     def _user(self) -> None:
         self.query_one("#status-user", Static).update(
@@ -125,7 +120,7 @@ class StatusBar(Widget):
         if self.is_mounted:
             self._services()
 
-    def watch_reaper_line(self) -> None:
+    def watch_reaper(self) -> None:
         if self.is_mounted:
             self._reaper()
 
