@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -43,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from containerlease_tui import __version__
+from containerlease_tui.backoff import backoff_delay
 from containerlease_tui.config import Settings, redact_url
 from containerlease_tui.durations import format_duration, format_duration_seconds
 from containerlease_tui.engine import (
@@ -141,8 +143,7 @@ class _Changed(Exception):
 
 def retry_delay(attempt: int, base: timedelta, rng: random.Random | None = None) -> float:
     """Seconds before retry number ``attempt`` (0-based): ``base·2^attempt`` with ±50 % jitter."""
-    jitter = (rng or random).uniform(0.5, 1.5)
-    return base.total_seconds() * (2 ** min(attempt, 16)) * jitter
+    return backoff_delay(attempt, base.total_seconds(), jitter=0.5, rng=rng)
 
 
 def postpone_delay(
@@ -154,16 +155,13 @@ def postpone_delay(
     interval if that is longer), with ±20 % jitter so failing leases do not move in lockstep.
     """
     cap = max(interval, MAX_POSTPONE).total_seconds()
-    seconds = min(interval.total_seconds() * 2 ** min(max(failures - 1, 0), 16), cap)
-    return timedelta(seconds=seconds * (rng or random).uniform(0.8, 1.2))
+    return timedelta(seconds=backoff_delay(failures - 1, interval.total_seconds(), cap, rng=rng))
 
 
 def error_backoff(errors: int, base: timedelta, interval: timedelta) -> float:
     """Seconds to wait after ``errors`` failed passes in a row (Redis or Docker unreachable)."""
     start = max(base.total_seconds(), 0.2)
-    return min(interval.total_seconds(), start * 2 ** min(max(errors - 1, 0), 16)) * (
-        random.uniform(0.8, 1.2)
-    )
+    return backoff_delay(errors - 1, start, interval.total_seconds())
 
 
 def wake_delay(
@@ -647,6 +645,9 @@ class Reaper:
 
     # --- due leases ------------------------------------------------------------------------
 
+    def _done(self, lease_id: str, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(lease_id, None)
+
     def _dispatch(self, ids: list[str], result: PassResult) -> list[asyncio.Task[None]]:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.settings.reaper.concurrency)
@@ -655,7 +656,7 @@ class Reaper:
         for lease_id in ids:
             task = asyncio.create_task(self._reap(lease_id, result, index), name=f"reap-{lease_id}")
             self._inflight[lease_id] = task
-            task.add_done_callback(lambda _t, lid=lease_id: self._inflight.pop(lid, None))
+            task.add_done_callback(functools.partial(self._done, lease_id))
             tasks.append(task)
         return tasks
 

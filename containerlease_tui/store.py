@@ -266,7 +266,10 @@ class LeaseStore:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def _call(self, make: Callable[[], object]) -> T:  # type: ignore[type-var]
+    async def _call(self, make: Callable[[], object]) -> T:
+        """Run one Redis call, mapping its errors to the store's. redis-py types results as
+        ``bytes | str`` whatever ``decode_responses`` says, so each caller names the type it
+        gets (``str`` here: the client decodes) by annotating the result."""
         try:
             return await make()  # type: ignore[misc, no-any-return]
         except RedisError as exc:
@@ -299,7 +302,7 @@ class LeaseStore:
         now = utcnow()
         hours = lease_hours(lease.lifetime)
         day_end = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=2)
-        result = await self._call(
+        result: str | list[str] | None = await self._call(
             lambda: self._insert(
                 keys=[
                     k.lease(lease.id),
@@ -371,7 +374,7 @@ class LeaseStore:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for lease_id in id_list:
                     pipe.hget(self.keys.lease(lease_id), "data")
-                return await pipe.execute()  # type: ignore[no-any-return]
+                return await pipe.execute()
 
         raws: list[str | None] = await self._call(run)
         return [Lease.model_validate_json(raw) for raw in raws if raw]
@@ -420,7 +423,7 @@ class LeaseStore:
                         new = mutate(Lease.model_validate_json(raw))
                         hours = Decimal(0)
                         if charge and budget_key:
-                            used = Decimal(await pipe.get(budget_key) or "0")
+                            used = Decimal(str(await pipe.get(budget_key) or "0"))
                             hours = charge.hours
                             if hours < 0:
                                 hours = -min(-hours, used)  # a refund, down to zero at most
@@ -431,7 +434,7 @@ class LeaseStore:
                                     f"daily budget reached: {charge.owner} may book "
                                     f"{charge.limit} lease-hours per day ({used:.2f} used)"
                                 )
-                        pipe.multi()
+                        pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
                         self._write(pipe, new, event, detail)
                         for extra, extra_detail in also:
                             self._xadd(pipe, extra, new.id, new.owner, extra_detail)
@@ -529,7 +532,7 @@ class LeaseStore:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for lease_id in ids:
                     pipe.exists(k.lease(lease_id))
-                return await pipe.execute()  # type: ignore[no-any-return]
+                return await pipe.execute()
 
         found: list[int] = await self._call(exists)
         gone = [lease_id for lease_id, there in zip(ids, found, strict=True) if not there]
@@ -542,7 +545,9 @@ class LeaseStore:
         return int(await self._call(lambda: self.redis.scard(key)))
 
     async def budget_used(self, owner: str) -> Decimal:
-        raw = await self._call(lambda: self.redis.get(self.keys.budget(owner, utcnow())))
+        raw: str | None = await self._call(
+            lambda: self.redis.get(self.keys.budget(owner, utcnow()))
+        )
         return Decimal(raw or "0")
 
     # --- deadlines -------------------------------------------------------------------------
@@ -583,7 +588,9 @@ class LeaseStore:
         return await self._call(run)
 
     async def last_event_id(self) -> str:
-        rows = await self._call(lambda: self.redis.xrevrange(self.keys.events, count=1))
+        rows: list[tuple[str, dict[str, str]]] = await self._call(
+            lambda: self.redis.xrevrange(self.keys.events, count=1)
+        )
         return str(rows[0][0]) if rows else "0-0"
 
     async def read_events(
@@ -600,7 +607,7 @@ class LeaseStore:
             # A block longer than the socket timeout would look like a dead server.
             block_ms = min(block_ms, int(self.settings.redis.socket_timeout * 1000) - 500)
             block_ms = max(block_ms, 1)
-        reply = await self._call(
+        reply: list[tuple[str, list[tuple[str, dict[str, str]]]]] | None = await self._call(
             lambda: self.redis.xread({self.keys.events: after}, count=count, block=block_ms)
         )
         events: list[LeaseEvent] = []
@@ -633,7 +640,7 @@ class LeaseStore:
     async def claim(self, lease_id: str, ttl: timedelta) -> str | None:
         """Claim a due lease for one reaper: a random token if won, else None."""
         token = secrets.token_hex(16)
-        ok = await self._call(
+        ok: bool | None = await self._call(
             lambda: self.redis.set(
                 self.keys.claim(lease_id), token, nx=True, px=int(ttl.total_seconds() * 1000)
             )
@@ -698,7 +705,8 @@ class LeaseStore:
     async def reapers(self) -> list[ReaperBeat]:
         """Reapers whose heartbeat key has not expired; index entries of dead ones are dropped."""
         k = self.keys
-        members = sorted(await self._call(lambda: self.redis.smembers(k.reapers)))
+        found: set[str] = await self._call(lambda: self.redis.smembers(k.reapers))
+        members = sorted(found)
         if not members:
             return []
         raws: list[str | None] = await self._call(
@@ -720,7 +728,7 @@ class LeaseStore:
 
     async def provisioning_start(self, lease_id: str, ttl: timedelta) -> bool:
         """Become the one process provisioning this lease (False: another one is)."""
-        ok = await self._call(
+        ok: bool | None = await self._call(
             lambda: self.redis.set(
                 self.keys.provisioning(lease_id),
                 f"{socket.gethostname()}:{os.getpid()}",

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import gc
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -27,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
+from containerlease_tui.backoff import Backoff
 from containerlease_tui.config import Settings
 from containerlease_tui.leases import LeaseError, ProvisionFailed
 from containerlease_tui.models import (
@@ -94,25 +94,6 @@ def _tune_gc() -> None:
     _GC_TUNED.append(True)
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-class Backoff:
-    """Exponential backoff with jitter, for the retry loops of workers."""
-
-    def __init__(self, base: float = 0.5, cap: float = 15.0) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempt = 0
-
-    def next(self) -> float:
-        """Seconds to wait before the next attempt."""
-        delay = min(self.cap, self.base * 2**self.attempt)
-        self.attempt += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        """Start over after a success."""
-        self.attempt = 0
 
 
 def _while_open(method: Callable[P, None]) -> Callable[P, None]:
