@@ -212,9 +212,19 @@ class LeaseService:
         self.user = user or current_user(settings)
         self.is_admin = is_admin(self.user, settings) if admin is None else admin
         self.host = socket.gethostname()
-        self.policy = LeasePolicy(settings)
-        """The rules this service enforces (pure: the TUI validates with it too)."""
+        self._policy: LeasePolicy | None = None
         self._tasks: set[asyncio.Task[Lease]] = set()
+
+    @property
+    def policy(self) -> LeasePolicy:
+        """The rules this service enforces (pure: the TUI validates with it too).
+
+        Made on first use and again whenever ``settings`` is replaced on a live service.
+        """
+        policy: LeasePolicy | None = self.__dict__.get("_policy")
+        if policy is None or policy.settings is not self.settings:
+            policy = self._policy = LeasePolicy(self.settings)
+        return policy
 
     @classmethod
     def open(cls, settings: Settings, user: str | None = None) -> LeaseService:
