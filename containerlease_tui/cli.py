@@ -22,7 +22,8 @@ import humanize
 
 from containerlease_tui import __version__
 from containerlease_tui.config import ConfigError, Settings, load_settings
-from containerlease_tui.models import Lease, format_memory, utcnow
+from containerlease_tui.display import format_cost, format_rate, time_left
+from containerlease_tui.models import Lease, LeaseStatus, format_memory, utcnow
 
 if TYPE_CHECKING:
     from containerlease_tui.leases import LeaseService, PullProgress
@@ -69,9 +70,10 @@ def _quiet_stdout() -> None:
 
 
 def _ago_or_left(seconds: float) -> str:
+    """A span in words (the shared rounding: :func:`containerlease_tui.display.time_left`)."""
     if seconds <= 0:
         return "-"
-    return humanize.precisedelta(int(seconds), minimum_unit="seconds", format="%0.0f")
+    return time_left(seconds, long=True)
 
 
 def _table(leases: list[Lease], now: datetime) -> str:
@@ -87,8 +89,8 @@ def _table(leases: list[Lease], now: datetime) -> str:
                 lease.owner,
                 lease.status.value,
                 left,
-                str(lease.accrued_cost(now)),
-                str(lease.estimated_cost),
+                format_cost(lease.accrued_cost(now)),
+                format_cost(lease.estimated_cost),
                 lease.short_docker_id or "-",
             ]
         )
@@ -121,7 +123,7 @@ class _WaitReport:
     def status(self, lease: Lease) -> None:
         self._clear()
         step = lease.status.value + (
-            f" {lease.image_ref}" if lease.status.value == "pulling" else ""
+            f" {lease.image_ref}" if lease.status is LeaseStatus.PULLING else ""
         )
         click.echo(f"{lease.name} ({lease.id}): {step}", err=True)
 
@@ -440,8 +442,9 @@ def images(settings: Settings, as_json: bool) -> None:
     ref_width = max(len(r.spec.ref) for r in rows)
     for r in rows:
         where = {True: "local", False: "pull", None: "?"}[r.present]
+        price = format_rate(r.spec.hourly_rate)
         click.echo(
-            f"{r.name.ljust(width)}  {r.spec.ref.ljust(ref_width)}  {r.spec.hourly_rate}/h"
+            f"{r.name.ljust(width)}  {r.spec.ref.ljust(ref_width)}  {price}"
             f"  {where:5}  {r.spec.description}"
         )
 

@@ -9,6 +9,7 @@ record and/or a container carrying its labels, which is all the reaper needs.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import grp
 import os
@@ -16,18 +17,12 @@ import pwd
 import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
-from containerlease_tui.config import ImageSpec, LimitSettings, Settings
-from containerlease_tui.durations import (
-    DurationError,
-    check_range,
-    format_duration,
-    parse_duration,
-)
+from containerlease_tui.config import ImageSpec, Settings
+from containerlease_tui.durations import format_duration
 from containerlease_tui.engine import (
     LABEL_EXPIRES,
     LABEL_INSTANCE,
@@ -44,6 +39,15 @@ from containerlease_tui.engine import (
 from containerlease_tui.engine import (
     PullProgress as PullProgress,  # the shells see it through the service
 )
+from containerlease_tui.errors import (
+    Forbidden,
+    InvalidInput,
+    LeaseError,
+    NotFound,
+    ProvisionFailed,
+    QuotaError,
+    ServiceUnavailable,
+)
 from containerlease_tui.models import (
     EventType,
     Extension,
@@ -51,13 +55,17 @@ from containerlease_tui.models import (
     IllegalTransition,
     Lease,
     LeaseStatus,
-    Resources,
-    cost_for,
-    format_memory,
     lease_hours,
-    parse_memory,
     utcnow,
-    validate_name,
+)
+from containerlease_tui.policy import (
+    MAX_ENV_VALUE,
+    MAX_ENV_VARS,
+    Action,
+    LeasePolicy,
+    ProvisionRequest,
+    bounded_duration,
+    plan_extension,
 )
 from containerlease_tui.reaper import ReaperStatus as ReaperStatus
 from containerlease_tui.store import (
@@ -71,76 +79,34 @@ from containerlease_tui.store import (
     StoreUnavailable,
 )
 
+__all__ = [
+    "MAX_ENV_VALUE",
+    "MAX_ENV_VARS",
+    "Forbidden",
+    "HealthReport",
+    "ImageRow",
+    "InvalidInput",
+    "LeaseError",
+    "LeasePolicy",
+    "LeaseService",
+    "LeaseStatusReport",
+    "NotFound",
+    "ProvisionFailed",
+    "ProvisionRequest",
+    "QuotaError",
+    "ServiceUnavailable",
+    "bounded_duration",
+    "current_user",
+    "is_admin",
+    "plan_extension",
+]
+
 KEEPALIVE_CMD = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-MAX_ENV_VALUE = 4096
-MAX_ENV_VARS = 64
 # While a process provisions a lease it refreshes a key this often, with this TTL; a lease
 # stuck before ``running`` without that key is finished off by the reaper's sweep.
 PROVISION_BEAT = timedelta(seconds=10)
 PROVISION_BEAT_TTL = timedelta(seconds=30)
-
-
-class LeaseError(Exception):
-    """An error for the user: one line, and the exit code the CLI should use."""
-
-    exit_code = 1
-
-
-class InvalidInput(LeaseError):
-    """Bad input: nothing was changed."""
-
-    exit_code = 2
-
-
-class NotFound(LeaseError):
-    """No lease matches the given id, prefix or name."""
-
-    exit_code = 2
-
-
-class Forbidden(LeaseError):
-    """The lease belongs to someone else and the user is not an admin."""
-
-    exit_code = 1
-
-
-class QuotaError(LeaseError):
-    """A quota or budget would be exceeded: nothing was changed."""
-
-    exit_code = 1
-
-
-class ServiceUnavailable(LeaseError):
-    """Redis or the Docker engine cannot be reached."""
-
-    exit_code = 1
-
-
-class ProvisionFailed(LeaseError):
-    """Provisioning failed; the lease is recorded as failed and nothing is left running.
-
-    ``reason`` is the cause alone (the message adds "provision failed: "); ``lease`` the failed
-    lease as recorded, when Redis could still be written.
-    """
-
-    def __init__(self, reason: str, lease: Lease | None = None) -> None:
-        super().__init__(f"provision failed: {reason}")
-        self.reason = reason
-        self.lease = lease
-
-
-@dataclass
-class ProvisionRequest:
-    """What a user asks for; every field is validated by :meth:`LeaseService.check`."""
-
-    image: str
-    duration: str | timedelta | None = None
-    name: str | None = None
-    cpus: float | str | None = None
-    memory: str | int | None = None
-    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,50 +180,6 @@ def is_admin(user: str, settings: Settings) -> bool:
         return False
 
 
-def bounded_duration(
-    text: str | timedelta | None, limits: LimitSettings, what: str = "duration"
-) -> timedelta:
-    """A lease length or extension within ``[limits]`` (empty: the default duration).
-
-    Raises :class:`InvalidInput` naming the allowed range.
-    """
-    if text is None or (isinstance(text, str) and not text.strip()):
-        return limits.default_duration
-    try:
-        value = parse_duration(text)
-        check_range(value, limits.min_duration, limits.max_duration, what)
-    except DurationError as exc:
-        raise InvalidInput(str(exc)) from None
-    return value
-
-
-def plan_extension(
-    lease: Lease, amount: timedelta, limits: LimitSettings, now: datetime
-) -> datetime:
-    """The deadline after extending ``lease`` by ``amount`` at ``now``, or :class:`InvalidInput`.
-
-    The one place the extension rules live (the service applies them, the app previews them):
-    only an active lease whose deadline has not passed may be extended (once due, the reaper
-    owns it), and never beyond ``max_lifetime`` in total.
-    """
-    if not lease.status.is_active:
-        raise InvalidInput(f"lease {lease.id} is {lease.status.value}: cannot extend")
-    if lease.expires_at <= now:
-        raise InvalidInput(
-            f"lease {lease.id} expired at {lease.expires_at:%H:%M:%S} UTC and is being removed:"
-            " too late to extend"
-        )
-    new_expiry = lease.expires_at + amount
-    if new_expiry - lease.created_at > limits.max_lifetime:
-        room = limits.max_lifetime - lease.lifetime
-        raise InvalidInput(
-            f"extension refused: a lease may live at most "
-            f"{format_duration(limits.max_lifetime)} in total "
-            f"({format_duration(max(room, timedelta(0)))} left to add)"
-        )
-    return new_expiry
-
-
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """Turn store and engine errors into the service's user-facing errors."""
@@ -266,7 +188,7 @@ def _translated() -> Iterator[None]:
     except QuotaExceeded as exc:
         raise QuotaError(str(exc)) from None
     except NameTaken as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidInput(str(exc), "name") from None
     except LeaseBusy as exc:
         raise LeaseError(f"{exc}: it has expired") from None
     except (StoreUnavailable, EngineUnavailable) as exc:
@@ -293,6 +215,18 @@ class LeaseService:
         self.user = user or current_user(settings)
         self.is_admin = is_admin(self.user, settings) if admin is None else admin
         self.host = socket.gethostname()
+        self._policy: LeasePolicy | None = None
+
+    @property
+    def policy(self) -> LeasePolicy:
+        """The rules this service enforces (pure: the TUI validates with it too).
+
+        Made on first use and again whenever ``settings`` is replaced on a live service.
+        """
+        policy: LeasePolicy | None = self.__dict__.get("_policy")
+        if policy is None or policy.settings is not self.settings:
+            policy = self._policy = LeasePolicy(self.settings)
+        return policy
 
     @classmethod
     def open(cls, settings: Settings, user: str | None = None) -> LeaseService:
@@ -305,7 +239,7 @@ class LeaseService:
 
     # --- catalog and validation ------------------------------------------------------------
 
-    async def images(self) -> list[ImageRow]:
+    async def images(self) -> builtins.list[ImageRow]:
         rows = []
         for name, spec in self.settings.images.items():
             try:
@@ -317,105 +251,20 @@ class LeaseService:
 
     def parse_duration(self, text: str | timedelta | None, what: str = "duration") -> timedelta:
         """A duration within ``[limits]``; raises :class:`InvalidInput` naming the range."""
-        return bounded_duration(text, self.settings.limits, what)
+        return self.policy.bounded_duration(text, what)
 
     def check(self, req: ProvisionRequest) -> Lease:
         """Validate a request and build its pending lease; raises :class:`InvalidInput`."""
-        spec = self.settings.images.get(req.image) if isinstance(req.image, str) else None
-        if spec is None:
-            choices = ", ".join(sorted(self.settings.images))
-            raise InvalidInput(f"unknown image {str(req.image)[:40]!r}: choose one of {choices}")
-        duration = self.parse_duration(req.duration)
-        limits = self.settings.limits
-        cpus = spec.cpus
-        if req.cpus is not None and req.cpus != "":
-            try:
-                cpus = float(req.cpus)
-            except (TypeError, ValueError):
-                raise InvalidInput(f"invalid cpus {str(req.cpus)[:20]!r}: use a number") from None
-            if not 0.01 <= cpus <= limits.max_cpus or cpus != cpus:
-                raise InvalidInput(f"cpus must be between 0.01 and {limits.max_cpus:g}")
-        memory = spec.memory
-        if req.memory is not None and req.memory != "":
-            try:
-                memory = parse_memory(req.memory)
-            except ValueError as exc:
-                raise InvalidInput(str(exc)) from None
-            if memory > limits.max_memory:
-                raise InvalidInput(f"memory must be at most {format_memory(limits.max_memory)}")
-        env = self._check_env(req.env)
-        self._check_binds(spec)
-        lease_kwargs: dict[str, object] = {}
-        if req.name:
-            try:
-                lease_kwargs["name"] = validate_name(req.name)
-            except ValueError as exc:
-                raise InvalidInput(str(exc)) from None
-        now = utcnow()
-        lease = Lease(
-            name=str(lease_kwargs.get("name", "pending")),
-            owner=self.user,
-            image=req.image,
-            image_ref=spec.ref,
-            resources=Resources(cpus=cpus, memory=memory, pids=spec.pids),
-            env=env,
-            created_at=now,
-            expires_at=now + duration,
-            hourly_rate=spec.hourly_rate,
-            host=self.host,
-        )
-        if "name" not in lease_kwargs:
-            lease = lease.model_copy(update={"name": f"{req.image}-{lease.id[:4]}"})
-        return lease
+        return self.policy.pending_lease(req, owner=self.user, host=self.host)
 
     def estimate(self, req: ProvisionRequest) -> Decimal:
         """The cost of the whole lease, for the live estimate in the form."""
-        lease = self.check(req)
-        return cost_for(lease.hourly_rate, lease.lifetime)
+        return self.policy.estimate(req)
 
-    @staticmethod
-    def _check_env(env: dict[str, str]) -> dict[str, str]:
-        if len(env) > MAX_ENV_VARS:
-            raise InvalidInput(f"too many environment variables: at most {MAX_ENV_VARS}")
-        for key, value in env.items():
-            if not _ENV_KEY.fullmatch(key):
-                raise InvalidInput(
-                    f"invalid environment variable name {key[:40]!r}: "
-                    "use letters, digits and '_', not starting with a digit"
-                )
-            if "\x00" in value or len(value) > MAX_ENV_VALUE:
-                raise InvalidInput(
-                    f"invalid value for {key}: at most {MAX_ENV_VALUE} characters, no NUL bytes"
-                )
-        return dict(env)
-
-    def _check_binds(self, spec: ImageSpec) -> list[str]:
-        """The image's binds with their host paths resolved, each under an allowed folder.
-
-        Resolving follows symlinks and ``..``, so a link under an allowed folder that points
-        outside it is refused. Raises :class:`InvalidInput`.
-        """
-        try:
-            allowed = [p.resolve() for p in self.settings.security.bind_allowlist]
-        except (OSError, RuntimeError):
-            raise InvalidInput("cannot resolve a folder of [security] bind_allowlist") from None
-        checked: list[str] = []
-        for bind in spec.binds:
-            host_text, _, rest = bind.partition(":")
-            host = Path(host_text)
-            if not host.is_absolute():
-                raise InvalidInput(f"bind mount {bind!r}: the host path must be absolute")
-            try:
-                resolved = host.resolve()
-            except (OSError, RuntimeError):  # a symlink loop, for one
-                raise InvalidInput(f"bind mount {bind!r}: cannot resolve {host}") from None
-            if not any(resolved == a or a in resolved.parents for a in allowed):
-                raise InvalidInput(
-                    f"bind mount {bind!r} refused: {host} is not under an allowed folder "
-                    "([security] bind_allowlist)"
-                )
-            checked.append(f"{resolved}:{rest}")
-        return checked
+    def allowed(self, lease: Lease, action: Action) -> str | None:
+        """None when this user may ``action`` the lease now, else the one-line reason (the
+        same words the service would refuse it with)."""
+        return self.policy.allowed(lease, action, self.user, self.is_admin)
 
     # --- provisioning ----------------------------------------------------------------------
 
@@ -463,11 +312,13 @@ class LeaseService:
         with _translated():
             # One provisioner per lease: a second one must not touch the first one's container.
             if not await self.store.provisioning_start(lease_id, PROVISION_BEAT_TTL):
-                raise InvalidInput(f"lease {lease.id} is already being provisioned")
+                raise InvalidInput(f"lease {lease.id} is already being provisioned", "lease")
             lease = await self._get(lease_id)
             if lease.status is not LeaseStatus.PENDING:
                 await self.store.provisioning_done(lease_id)
-                raise InvalidInput(f"lease {lease.id} is {lease.status.value}, not pending")
+                raise InvalidInput(
+                    f"lease {lease.id} is {lease.status.value}, not pending", "lease"
+                )
         cid: str | None = None
         beat = asyncio.create_task(self._provisioning_beat(lease_id), name=f"beat-{lease_id}")
 
@@ -583,7 +434,7 @@ class LeaseService:
         try:
             # Resolved again and handed to the engine resolved, so a symlink swapped in under
             # an allowed folder since the lease was submitted cannot redirect the mount.
-            binds = self._check_binds(spec)
+            binds = self.policy.check_binds(spec)
         except InvalidInput as exc:
             raise EngineError(str(exc)) from None  # complete() fails the lease, makes nothing
         return ContainerSpec(
@@ -622,7 +473,7 @@ class LeaseService:
         """A lease by id, unique id prefix, or name (the user's own first)."""
         ref = ref.strip()
         if not _REF.fullmatch(ref):
-            raise InvalidInput(f"invalid lease id or name {ref[:40]!r}")
+            raise InvalidInput(f"invalid lease id or name {ref[:40]!r}", "lease")
         with _translated():
             lease = await self.store.get(ref)
             if lease is not None:
@@ -635,9 +486,10 @@ class LeaseService:
             elif len(ids) > 1:
                 raise InvalidInput(
                     f"ambiguous lease id {ref!r}: matches {', '.join(ids[:5])}"
-                    + (" …" if len(ids) > 5 else "")
+                    + (" …" if len(ids) > 5 else ""),
+                    "lease",
                 )
-            scopes: list[Callable[[], Awaitable[list[Lease]]]] = [
+            scopes: builtins.list[Callable[[], Awaitable[builtins.list[Lease]]]] = [
                 lambda: self.store.list_owner(self.user),
                 self.store.list_all,
             ]
@@ -650,18 +502,18 @@ class LeaseService:
                 if len(pick) > 1:
                     raise InvalidInput(
                         f"ambiguous lease name {ref!r}: use an id "
-                        f"({', '.join(x.id for x in pick[:5])})"
+                        f"({', '.join(x.id for x in pick[:5])})",
+                        "lease",
                     )
         raise NotFound(f"no lease matches {ref!r}")
 
     def _authorize(self, lease: Lease, action: str) -> None:
-        if lease.owner != self.user and not self.is_admin:
-            raise Forbidden(
-                f"lease {lease.id} belongs to {lease.owner}: "
-                f"only its owner or an admin may {action} it"
-            )
+        self.policy.authorize(lease, action, self.user, self.is_admin)
 
-    async def list(self, *, all_users: bool = False) -> list[Lease]:
+    def _require(self, lease: Lease, action: Action) -> None:
+        self.policy.require(lease, action, self.user, self.is_admin)
+
+    async def list(self, *, all_users: bool = False) -> builtins.list[Lease]:
         with _translated():
             if all_users:
                 return await self.store.list_all()
@@ -672,7 +524,7 @@ class LeaseService:
     async def extend(self, ref: str, by: str | timedelta | None = None) -> Lease:
         """Move the deadline by ``by`` (default: the default duration), within the limits."""
         lease = await self.resolve(ref)
-        self._authorize(lease, "extend")
+        self._require(lease, "extend")
         amount = self.parse_duration(by, "extension")
         limits = self.settings.limits
 
@@ -701,9 +553,7 @@ class LeaseService:
     async def release(self, ref: str) -> Lease:
         """Delete a lease: remove its container (stopped ones too) and close it."""
         lease = await self.resolve(ref)
-        self._authorize(lease, "delete")
-        if lease.status.is_terminal:
-            raise InvalidInput(f"lease {lease.id} is already {lease.status.value}")
+        self._require(lease, "delete")
         with _translated():
             if not await self._remove_containers(lease.id, lease.docker_id):
                 raise ServiceUnavailable(
@@ -721,20 +571,19 @@ class LeaseService:
                     charge=self._refund(lease, unused),
                 )
             except IllegalTransition:
-                raise InvalidInput(f"lease {lease.id} was closed meanwhile") from None
+                raise InvalidInput(f"lease {lease.id} was closed meanwhile", "lease") from None
 
     async def _container_op(
         self,
         ref: str,
-        action: str,
+        action: Action,
         op: Callable[[str], object],
         target: LeaseStatus | None,
         event: EventType,
     ) -> Lease:
         lease = await self.resolve(ref)
-        self._authorize(lease, action)
-        if lease.status not in (LeaseStatus.RUNNING, LeaseStatus.STOPPED) or not lease.docker_id:
-            raise InvalidInput(f"lease {lease.id} is {lease.status.value}: cannot {action} it")
+        self._require(lease, action)
+        assert lease.docker_id is not None  # the policy refuses a lease without a container
         with _translated():
             await op(lease.docker_id)  # type: ignore[misc]
 
@@ -776,7 +625,7 @@ class LeaseService:
         lease = await self.resolve(ref)
         self._authorize(lease, action)
         if not lease.docker_id or lease.status.is_terminal:
-            raise InvalidInput(f"lease {lease.id} has no container ({lease.status.value})")
+            raise InvalidInput(f"lease {lease.id} has no container ({lease.status.value})", "lease")
         return lease
 
     async def logs(
@@ -790,10 +639,9 @@ class LeaseService:
             async for line in self.engine.logs(lease.docker_id, follow=follow, tail=tail):
                 yield line
 
-    async def shell(self, lease: Lease, cmd: list[str] | None = None) -> int:
-        self._authorize(lease, "open a shell in")
-        if not lease.docker_id:
-            raise InvalidInput(f"lease {lease.id} has no container")
+    async def shell(self, lease: Lease, cmd: builtins.list[str] | None = None) -> int:
+        self._require(lease, "shell")
+        assert lease.docker_id is not None  # the policy refuses a lease without a container
         with _translated():
             return await self.engine.shell(lease.docker_id, cmd or ["/bin/sh"])
 

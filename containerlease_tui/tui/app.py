@@ -30,8 +30,6 @@ from containerlease_tui.backoff import Backoff
 from containerlease_tui.config import Settings
 from containerlease_tui.leases import LeaseError, ProvisionFailed
 from containerlease_tui.models import (
-    EventType,
-    FailureKind,
     Lease,
     LeaseEvent,
     LeaseStatus,
@@ -64,6 +62,7 @@ from containerlease_tui.tui.messages import (
     ServiceReady,
 )
 from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen, HelpScreen, MainScreen
+from containerlease_tui.tui.toasts import failed_key, toasts_for
 from containerlease_tui.tui.widgets import LogPane, ProvisionForm
 from containerlease_tui.tui.widgets.lease_table import LeasesPane
 
@@ -353,7 +352,7 @@ class ContainerLeaseApp(App[None]):
         main = self.main
         main.status.user = service.user
         main.leases.set_user(service.user)
-        main.form.validator = service.check
+        main.form.policy = service.policy
         main.form.validate_form()
         self._follow_events(service)
         self._watch_health(service)
@@ -442,9 +441,9 @@ class ContainerLeaseApp(App[None]):
             return
         form.finish(f"provision failed: {error}" if error else "provision failed")
         if lease is not None:
-            if ("failed", lease.id) in self._toasted:
+            if failed_key(lease.id) in self._toasted:
                 return
-            self._toasted.add(("failed", lease.id))
+            self._toasted.add(failed_key(lease.id))
         reason = error or "unknown reason"
         # The same words as the event stream's toast (whichever of the two comes first).
         who = f"{lease.name}: " if lease is not None else ""
@@ -484,46 +483,12 @@ class ContainerLeaseApp(App[None]):
 
     def _toast_events(self, events: Iterable[LeaseEvent], pane: LeasesPane) -> None:
         user = self.service.user if self.service else self._user
-        for event in events:
-            lease = pane.leases.get(event.lease)
-            if lease is None or lease.owner != user:
-                continue
-            if event.type is EventType.EXPIRING:
-                left = max(0.0, (lease.expires_at - event.at).total_seconds())
-                when = f"{round(left / 60)} min" if left >= 60 else f"{int(left)} s"
-                self.notify(
-                    f"{lease.name} expires in {when} — press e to extend",
-                    title="Expiring",
-                    severity="warning",
-                    timeout=15,
-                )
-            elif event.type in (EventType.EXPIRED, EventType.REAPED):
-                if ("reaped", lease.id) in self._toasted:
-                    continue
-                self._toasted.add(("reaped", lease.id))
-                self.notify(f"{lease.name} reaped: its lease expired", title="Reaped")
-            elif event.type is EventType.FAILED:
-                error = lease.error or ""
-                if lease.failure is FailureKind.REAP:
-                    # The reaper could not remove the container; it keeps retrying.
-                    if ("reap-failed", lease.id) in self._toasted:
-                        continue
-                    self._toasted.add(("reap-failed", lease.id))
-                    reason = event.detail or error
-                    self.notify(
-                        f"{lease.name} could not be reaped: {reason} (the reaper retries)",
-                        title="Reap failed",
-                        severity="error",
-                        timeout=10,
-                    )
-                    continue
-                if ("failed", lease.id) in self._toasted:
-                    continue
-                self._toasted.add(("failed", lease.id))
-                reason = event.detail or error or "unknown reason"
-                self.notify(
-                    f"{lease.name}: provision failed: {reason}", severity="error", timeout=10
-                )
+        for toast in toasts_for(events, pane.leases, user, self._toasted):
+            if toast.once is not None:
+                self._toasted.add(toast.once)
+            self.notify(
+                toast.text, title=toast.title, severity=toast.severity, timeout=toast.timeout
+            )
 
     def _check_followed(self, pane: LeasesPane) -> None:
         """Keep the log pane's lease current; follow again once its container (re)starts."""
@@ -608,8 +573,9 @@ class ContainerLeaseApp(App[None]):
         service = self._need_service()
         if lease is None or service is None:
             return
-        if not lease.status.is_active:
-            self.notify(f"{lease.name} is {lease.status.value}: cannot extend", severity="warning")
+        refused = service.allowed(lease, "extend")
+        if refused:
+            self.notify(refused, severity="warning")
             return
 
         def done(by: str | None) -> None:
@@ -624,8 +590,9 @@ class ContainerLeaseApp(App[None]):
         service = self._need_service()
         if lease is None or service is None:
             return
-        if lease.status.is_terminal:
-            self.notify(f"{lease.name} is already {lease.status.value}", severity="warning")
+        refused = service.allowed(lease, "delete")
+        if refused:
+            self.notify(refused, severity="warning")
             return
 
         def done(yes: bool | None) -> None:
@@ -657,8 +624,9 @@ class ContainerLeaseApp(App[None]):
         service = self._need_service()
         if lease is None or service is None:
             return
-        if lease.status is not LeaseStatus.RUNNING or not lease.docker_id:
-            self.notify(f"{lease.name} is {lease.status.value}: no shell", severity="warning")
+        refused = service.allowed(lease, "shell")
+        if refused:
+            self.notify(refused, severity="warning")
             return
         try:
             # No repaint while the shell owns the terminal (workers keep running meanwhile).

@@ -17,8 +17,9 @@ from textual.coordinate import Coordinate
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
 
+from containerlease_tui.display import format_cost
 from containerlease_tui.models import Lease, LeaseStatus, utcnow
-from containerlease_tui.tui.formatting import cost_cell, money, time_left_cell
+from containerlease_tui.tui.formatting import cost_cell, time_left_cell
 from containerlease_tui.tui.keys import TABLE_KEYS
 from containerlease_tui.tui.widgets.inputs import FilterInput
 
@@ -190,7 +191,7 @@ class LeasesPane(Vertical):
         self.now = now
         self._refresh_rows()
 
-    def visible(self) -> list[Lease]:
+    def shown_leases(self) -> list[Lease]:
         """The leases the scope and the text filter let through, in table order."""
         needle = self.text_filter.strip().lower()
         out = []
@@ -211,7 +212,7 @@ class LeasesPane(Vertical):
     def _refresh_rows(self) -> None:
         if not self.is_mounted:
             return
-        shown = self.visible()
+        shown = self.shown_leases()
         self.table.show(shown, self.now)
         self._show_totals(shown)
 
@@ -222,7 +223,7 @@ class LeasesPane(Vertical):
         self.query_one("#lease-totals", Static).update(
             Content.from_markup(
                 f"[b]{len(shown)}[/b] lease{plural} · [b]{len(active)}[/b] active "
-                f"costing [b]{money(per_hour)}/h[/b]"
+                f"costing [b]{format_cost(per_hour)}/h[/b]"
             )
         )
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,44 +13,35 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import Reactive, reactive
 from textual.widgets import Button, Input, Label, ProgressBar, Select, Static
 
 from containerlease_tui.config import ImageSpec, Settings
-from containerlease_tui.durations import (
-    DurationError,
-    check_range,
-    format_duration,
-    parse_duration,
-)
-from containerlease_tui.models import (
-    MIN_MEMORY,
-    Lease,
-    cost_for,
-    format_memory,
-    parse_memory,
-    validate_name,
-)
-from containerlease_tui.tui.formatting import money, rate, size
+from containerlease_tui.display import format_cost, format_rate
+from containerlease_tui.durations import format_duration
+from containerlease_tui.errors import InvalidInput
+from containerlease_tui.models import Lease, LeaseStatus, format_memory
+from containerlease_tui.policy import LeasePolicy, ProvisionRequest
+from containerlease_tui.tui.formatting import size
 from containerlease_tui.tui.keys import FORM_KEYS
 from containerlease_tui.tui.widgets.inputs import FormInput
 
 if TYPE_CHECKING:
-    from containerlease_tui.engine import PullProgress
-    from containerlease_tui.leases import ImageRow, ProvisionRequest
+    from containerlease_tui.leases import ImageRow, PullProgress
 
 PRESETS = ("30m", "1h", "2h", "4h")
-MIN_CPUS = 0.01
-"""The smallest CPU limit the service accepts (``LeaseService.check``)."""
+FIELDS = ("duration", "name", "cpus", "memory")
+"""The inputs an :class:`InvalidInput` may point at (by its ``field``)."""
+HINTED = ("duration", "cpus", "memory")
+"""The inputs with an "allowed … to …" line under them."""
+_SELECT_VALUE = cast("Reactive[object]", Select.__dict__["value"])
+"""``Select.value``, the descriptor (mypy cannot type a class attribute of a generic class)."""
 _PRESENCE = {
     True: "[$success]local[/]",
     False: "[$warning]will pull[/]",
     None: "[dim]?[/]",
 }
 """Whether the engine has an image: present, absent (provisioning pulls it), unknown."""
-
-Validator = Callable[["ProvisionRequest"], object]
-"""``LeaseService.check``: raises with a one-line reason when the request is refused."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +56,6 @@ class FormRequest:
 
     def to_request(self) -> ProvisionRequest:
         """The service's request; empty fields fall back to the image's defaults."""
-        from containerlease_tui.leases import ProvisionRequest
-
         return ProvisionRequest(
             image=self.image,
             duration=self.duration.strip() or None,
@@ -74,20 +63,6 @@ class FormRequest:
             cpus=self.cpus.strip() or None,
             memory=self.memory.strip() or None,
         )
-
-
-def _field_of(error: str) -> str | None:
-    """Which input an error message is about, to mark it invalid."""
-    text = error.lower()
-    for key, field in (
-        ("cpus", "cpus"),
-        ("memory", "memory"),
-        ("name", "name"),
-        ("duration", "duration"),
-    ):
-        if key in text:
-            return field
-    return None
 
 
 class ProvisionForm(VerticalScroll, can_focus=False):
@@ -107,17 +82,21 @@ class ProvisionForm(VerticalScroll, can_focus=False):
     estimate: reactive[str] = reactive("")
     """The live cost estimate line."""
 
-    def __init__(self, settings: Settings, *, id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, policy: LeasePolicy | None = None, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.settings = settings
-        self.validator: Validator | None = None
+        self.policy = policy or LeasePolicy(settings)
+        """The rules the form checks as the user types (the service's: ``service.policy``)."""
         self._present: dict[str, bool | None] = dict.fromkeys(settings.images)
         self._layers: dict[str, tuple[int, int]] = {}
 
     # --- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        limits = self.settings.limits
+        policy = self.policy
+        shortest, longest = policy.duration_range
         yield Label("New lease", classes="form-title")
         yield Select(
             self._options(),
@@ -132,7 +111,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
             yield FormInput(
                 id="duration",
                 compact=True,
-                placeholder=format_duration(limits.default_duration),
+                placeholder=format_duration(policy.limits.default_duration),
                 tooltip="e.g. 45m, 2h, 1h30m",
             )
         with Horizontal(id="presets"):
@@ -145,8 +124,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
                     disabled=not self._in_range(preset),
                 )
         yield Static(
-            f"allowed {format_duration(limits.min_duration)} to "
-            f"{format_duration(limits.max_duration)}",
+            f"allowed {format_duration(shortest)} to {format_duration(longest)}",
             id="duration-hint",
             classes="hint",
         )
@@ -156,12 +134,14 @@ class ProvisionForm(VerticalScroll, can_focus=False):
         with Horizontal(classes="field -hinted"):
             yield Label("CPUs", classes="field-label")
             yield FormInput(id="cpus", compact=True)
-        yield Static(f"allowed {MIN_CPUS:g} to {limits.max_cpus:g}", id="cpus-hint", classes="hint")
+        fewest, most = policy.cpus_range
+        yield Static(f"allowed {fewest:g} to {most:g}", id="cpus-hint", classes="hint")
         with Horizontal(classes="field -hinted"):
             yield Label("Memory", classes="field-label")
             yield FormInput(id="memory", compact=True)
+        least, largest = policy.memory_range
         yield Static(
-            f"allowed {format_memory(MIN_MEMORY)} to {format_memory(limits.max_memory)}",
+            f"allowed {format_memory(least)} to {format_memory(largest)}",
             id="memory-hint",
             classes="hint",
         )
@@ -184,7 +164,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
                 Content.from_markup(
                     f"[b]$name[/b]  $rate  {_PRESENCE[self._present.get(name)]}\n[dim]$desc[/]",
                     name=name,
-                    rate=rate(spec.hourly_rate),
+                    rate=format_rate(spec.hourly_rate),
                     desc=spec.description or spec.ref,
                 ),
                 name,
@@ -206,7 +186,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
                 if chosen in self.settings.images:
                     select.value = chosen
                 # The same value again repaints nothing: run the watcher for the new prompt.
-                select.mutate_reactive(Select.value)
+                select.mutate_reactive(_SELECT_VALUE)
         self._show_image_info()
 
     @property
@@ -242,10 +222,9 @@ class ProvisionForm(VerticalScroll, can_focus=False):
     # --- validation ------------------------------------------------------------------------
 
     def _in_range(self, text: str) -> bool:
-        limits = self.settings.limits
         try:
-            check_range(parse_duration(text), limits.min_duration, limits.max_duration)
-        except DurationError:
+            self.policy.bounded_duration(text)
+        except InvalidInput:
             return False
         return True
 
@@ -259,56 +238,31 @@ class ProvisionForm(VerticalScroll, can_focus=False):
             memory=self.query_one("#memory", Input).value,
         )
 
-    def _local_check(self, form: FormRequest) -> None:
-        """What can be checked without the service (raises ValueError)."""
-        limits = self.settings.limits
-        if form.name.strip():
-            validate_name(form.name.strip())
-        if form.cpus.strip():
-            try:
-                cpus = float(form.cpus)
-            except ValueError:
-                raise ValueError(f"invalid cpus {form.cpus.strip()[:20]!r}: use a number") from None
-            if not MIN_CPUS <= cpus <= limits.max_cpus:
-                raise ValueError(f"cpus must be between {MIN_CPUS:g} and {limits.max_cpus:g}")
-        if form.memory.strip() and parse_memory(form.memory) > limits.max_memory:
-            raise ValueError(f"memory must be at most {format_memory(limits.max_memory)}")
-
     def validate_form(self) -> bool:
         """Recompute the estimate and the first error; mark the offending input."""
-        form = self.values()
-        limits = self.settings.limits
-        error = ""
-        duration: timedelta | None = None
+        request = self.values().to_request()
+        duration: timedelta | None
         try:
-            duration = (
-                parse_duration(form.duration) if form.duration.strip() else limits.default_duration
-            )
-            check_range(duration, limits.min_duration, limits.max_duration)
-        except DurationError as exc:
-            error = str(exc)
+            duration = self.policy.bounded_duration(request.duration)
+        except InvalidInput:
             duration = None
         if duration is not None:
-            cost = cost_for(self.spec.hourly_rate, duration)
+            spec = self.spec
             self.estimate = (
-                f"Estimate [b]{money(cost)}[/b] [dim]for {format_duration(duration)} at "
-                f"{rate(self.spec.hourly_rate)}[/]"
+                f"Estimate [b]{format_cost(self.policy.cost(self.image, duration))}[/b] "
+                f"[dim]for {format_duration(duration)} at {format_rate(spec.hourly_rate)}[/]"
             )
         else:
             self.estimate = "Estimate [dim]—[/]"
-        if not error:
-            try:
-                if self.validator is not None:
-                    self.validator(form.to_request())
-                else:
-                    self._local_check(form)
-            except Exception as exc:  # the service's InvalidInput, or a local ValueError
-                error = str(exc) or type(exc).__name__
+        error, bad = "", None
+        try:
+            self.policy.validate(request)
+        except InvalidInput as exc:
+            error, bad = str(exc) or type(exc).__name__, exc.field
         self.error = error
-        bad = _field_of(error) if error else None
-        for field in ("duration", "name", "cpus", "memory"):
+        for field in FIELDS:
             self.query_one(f"#{field}", Input).set_class(field == bad, "-invalid")
-        for field in ("duration", "cpus", "memory"):
+        for field in HINTED:
             self.query_one(f"#{field}-hint", Static).set_class(field == bad, "-invalid")
         return not error
 
@@ -365,7 +319,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
     def show_status(self, lease: Lease) -> None:
         """A lease started from this form moved on."""
         self.show_status_text(f"{lease.name}: {lease.status.value}…")
-        if lease.status.value == "pulling":
+        if lease.status is LeaseStatus.PULLING:
             self._layers.clear()
             self.add_class("-pulling")
 

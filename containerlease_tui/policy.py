@@ -1,0 +1,384 @@
+"""The lease rules, once: what a request may ask for, what it costs, how long a lease may live,
+and who may do what to a lease in which state.
+
+:class:`LeasePolicy` knows the settings and nothing else: no store, no engine, no network. The
+service enforces it; the TUI asks it before sending anything (the provision form validates live
+with it, the lease keys check :meth:`LeasePolicy.allowed`), so both say the same thing in the
+same words. The one thing it reads is the file system: a bind mount's host path is resolved
+(symlinks and ``..``) to be checked against the allowed folders.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal, get_args
+
+from containerlease_tui.config import ImageSpec, LimitSettings, Settings
+from containerlease_tui.durations import DurationError, check_range, format_duration, parse_duration
+from containerlease_tui.errors import Forbidden, InvalidInput, LeaseError
+from containerlease_tui.models import (
+    MIN_MEMORY,
+    Lease,
+    LeaseStatus,
+    Resources,
+    cost_for,
+    format_memory,
+    parse_memory,
+    utcnow,
+    validate_name,
+)
+
+__all__ = [
+    "MAX_ENV_VALUE",
+    "MAX_ENV_VARS",
+    "MIN_CPUS",
+    "Action",
+    "CheckedRequest",
+    "LeasePolicy",
+    "ProvisionRequest",
+    "bounded_duration",
+    "plan_extension",
+]
+
+MIN_CPUS = 0.01
+"""The smallest CPU limit a lease may ask for."""
+MAX_ENV_VALUE = 4096
+MAX_ENV_VARS = 64
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+Action = Literal["shell", "extend", "delete", "stop", "start", "restart", "logs"]
+"""What a user does to an existing lease (the TUI's lease keys, the CLI's commands)."""
+ACTIONS: tuple[Action, ...] = get_args(Action)
+_VERBS: dict[Action, str] = {
+    "shell": "open a shell in",
+    "logs": "read the logs of",
+    "extend": "extend",
+    "delete": "delete",
+    "stop": "stop",
+    "start": "start",
+    "restart": "restart",
+}
+"""How each action reads in "only its owner or an admin may … it"."""
+_CONTAINER_OPS = (LeaseStatus.RUNNING, LeaseStatus.STOPPED)
+
+
+@dataclass
+class ProvisionRequest:
+    """What a user asks for; every field is validated by :meth:`LeasePolicy.validate`."""
+
+    image: str
+    duration: str | timedelta | None = None
+    name: str | None = None
+    cpus: float | str | None = None
+    memory: str | int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A request that passed every check, with the image's defaults filled in."""
+
+    image: str
+    spec: ImageSpec
+    duration: timedelta
+    name: str | None
+    """The name asked for, validated; None: the lease is named after its image and id."""
+    cpus: float
+    memory: int
+    env: dict[str, str]
+
+    @property
+    def cost(self) -> Decimal:
+        """The cost of the whole lease."""
+        return cost_for(self.spec.hourly_rate, self.duration)
+
+
+def bounded_duration(
+    text: str | timedelta | None, limits: LimitSettings, what: str = "duration"
+) -> timedelta:
+    """A lease length or extension within ``[limits]`` (empty: the default duration).
+
+    Raises :class:`InvalidInput` naming the allowed range; its field is ``what``.
+    """
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return limits.default_duration
+    try:
+        value = parse_duration(text)
+        check_range(value, limits.min_duration, limits.max_duration, what)
+    except DurationError as exc:
+        raise InvalidInput(str(exc), what) from None
+    return value
+
+
+def plan_extension(
+    lease: Lease, amount: timedelta, limits: LimitSettings, now: datetime
+) -> datetime:
+    """The deadline after extending ``lease`` by ``amount`` at ``now``, or :class:`InvalidInput`.
+
+    The one place the extension rules live (the service applies them, the app previews them):
+    only an active lease whose deadline has not passed may be extended (once due, the reaper
+    owns it), and never beyond ``max_lifetime`` in total.
+    """
+    if not lease.status.is_active:
+        raise InvalidInput(f"lease {lease.id} is {lease.status.value}: cannot extend", "lease")
+    if lease.expires_at <= now:
+        raise InvalidInput(
+            f"lease {lease.id} expired at {lease.expires_at:%H:%M:%S} UTC and is being removed:"
+            " too late to extend",
+            "lease",
+        )
+    new_expiry = lease.expires_at + amount
+    if new_expiry - lease.created_at > limits.max_lifetime:
+        room = limits.max_lifetime - lease.lifetime
+        raise InvalidInput(
+            f"extension refused: a lease may live at most "
+            f"{format_duration(limits.max_lifetime)} in total "
+            f"({format_duration(max(room, timedelta(0)))} left to add)",
+            "extension",
+        )
+    return new_expiry
+
+
+class LeasePolicy:
+    """The rules of one installation, from its settings alone.
+
+    Validation raises :class:`InvalidInput` with the request field at fault; the action rules
+    say why a user may not do something to a lease (:meth:`allowed`) or raise it (:meth:`require`).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def limits(self) -> LimitSettings:
+        return self.settings.limits
+
+    # --- bounds, for hints ------------------------------------------------------------------
+
+    @property
+    def duration_range(self) -> tuple[timedelta, timedelta]:
+        """The shortest and longest lease (and extension) allowed."""
+        return self.limits.min_duration, self.limits.max_duration
+
+    @property
+    def cpus_range(self) -> tuple[float, float]:
+        """The smallest and largest CPU limit allowed."""
+        return MIN_CPUS, self.limits.max_cpus
+
+    @property
+    def memory_range(self) -> tuple[int, int]:
+        """The smallest and largest memory limit allowed, in bytes."""
+        return MIN_MEMORY, self.limits.max_memory
+
+    # --- durations and extensions -----------------------------------------------------------
+
+    def bounded_duration(self, text: str | timedelta | None, what: str = "duration") -> timedelta:
+        """A duration within ``[limits]`` (empty: the default); see :func:`bounded_duration`."""
+        return bounded_duration(text, self.limits, what)
+
+    def plan_extension(self, lease: Lease, amount: timedelta, now: datetime) -> datetime:
+        """The new deadline of an extension; see :func:`plan_extension`."""
+        return plan_extension(lease, amount, self.limits, now)
+
+    # --- provision requests -----------------------------------------------------------------
+
+    def spec(self, image: object) -> ImageSpec:
+        """The catalog entry of ``image``, or :class:`InvalidInput` listing the choices."""
+        spec = self.settings.images.get(image) if isinstance(image, str) else None
+        if spec is None:
+            choices = ", ".join(sorted(self.settings.images))
+            raise InvalidInput(
+                f"unknown image {str(image)[:40]!r}: choose one of {choices}", "image"
+            )
+        return spec
+
+    def validate(self, req: ProvisionRequest) -> CheckedRequest:
+        """Check every field of a request, in form order; the first problem is raised."""
+        spec = self.spec(req.image)
+        duration = self.bounded_duration(req.duration)
+        cpus = self.check_cpus(req.cpus, spec.cpus)
+        memory = self.check_memory(req.memory, spec.memory)
+        env = self.check_env(req.env)
+        self.check_binds(spec)
+        name = self.check_name(req.name)
+        return CheckedRequest(req.image, spec, duration, name, cpus, memory, env)
+
+    def check_cpus(self, value: float | str | None, default: float) -> float:
+        """A CPU limit within the allowed range (empty: ``default``)."""
+        if value is None or value == "":
+            return default
+        try:
+            cpus = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"invalid cpus {str(value)[:20]!r}: use a number", "cpus") from None
+        low, high = self.cpus_range
+        if not low <= cpus <= high or math.isnan(cpus):
+            raise InvalidInput(f"cpus must be between {low:g} and {high:g}", "cpus")
+        return cpus
+
+    def check_memory(self, value: str | int | None, default: int) -> int:
+        """A memory limit in bytes within the allowed range (empty: ``default``)."""
+        if value is None or value == "":
+            return default
+        try:
+            memory = parse_memory(value)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), "memory") from None
+        if memory > self.limits.max_memory:
+            raise InvalidInput(
+                f"memory must be at most {format_memory(self.limits.max_memory)}", "memory"
+            )
+        return memory
+
+    @staticmethod
+    def check_name(name: str | None) -> str | None:
+        """A valid lease name, or None when none was asked for."""
+        if not name:
+            return None
+        try:
+            return validate_name(name)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), "name") from None
+
+    @staticmethod
+    def check_env(env: dict[str, str]) -> dict[str, str]:
+        """Environment variables Docker accepts, within the limits (a copy)."""
+        if len(env) > MAX_ENV_VARS:
+            raise InvalidInput(f"too many environment variables: at most {MAX_ENV_VARS}", "env")
+        for key, value in env.items():
+            if not _ENV_KEY.fullmatch(key):
+                raise InvalidInput(
+                    f"invalid environment variable name {key[:40]!r}: "
+                    "use letters, digits and '_', not starting with a digit",
+                    "env",
+                )
+            if "\x00" in value or len(value) > MAX_ENV_VALUE:
+                raise InvalidInput(
+                    f"invalid value for {key}: at most {MAX_ENV_VALUE} characters, no NUL bytes",
+                    "env",
+                )
+        return dict(env)
+
+    def check_binds(self, spec: ImageSpec) -> list[str]:
+        """The image's binds with their host paths resolved, each under an allowed folder.
+
+        Resolving follows symlinks and ``..``, so a link under an allowed folder that points
+        outside it is refused. Raises :class:`InvalidInput`.
+        """
+        try:
+            allowed = [p.resolve() for p in self.settings.security.bind_allowlist]
+        except (OSError, RuntimeError):
+            raise InvalidInput(
+                "cannot resolve a folder of [security] bind_allowlist", "binds"
+            ) from None
+        checked: list[str] = []
+        for bind in spec.binds:
+            host_text, _, rest = bind.partition(":")
+            host = Path(host_text)
+            if not host.is_absolute():
+                raise InvalidInput(f"bind mount {bind!r}: the host path must be absolute", "binds")
+            try:
+                resolved = host.resolve()
+            except (OSError, RuntimeError):  # a symlink loop, for one
+                raise InvalidInput(f"bind mount {bind!r}: cannot resolve {host}", "binds") from None
+            if not any(resolved == a or a in resolved.parents for a in allowed):
+                raise InvalidInput(
+                    f"bind mount {bind!r} refused: {host} is not under an allowed folder "
+                    "([security] bind_allowlist)",
+                    "binds",
+                )
+            checked.append(f"{resolved}:{rest}")
+        return checked
+
+    def pending_lease(
+        self, req: ProvisionRequest, *, owner: str, host: str, now: datetime | None = None
+    ) -> Lease:
+        """Validate a request and build its pending lease (not stored anywhere yet)."""
+        checked = self.validate(req)
+        spec = checked.spec
+        now = now or utcnow()
+        lease = Lease(
+            name=checked.name or "pending",
+            owner=owner,
+            image=checked.image,
+            image_ref=spec.ref,
+            resources=Resources(cpus=checked.cpus, memory=checked.memory, pids=spec.pids),
+            env=checked.env,
+            created_at=now,
+            expires_at=now + checked.duration,
+            hourly_rate=spec.hourly_rate,
+            host=host,
+        )
+        if checked.name is None:
+            lease = lease.model_copy(update={"name": f"{checked.image}-{lease.id[:4]}"})
+        return lease
+
+    def estimate(self, req: ProvisionRequest) -> Decimal:
+        """The cost of the whole lease (the request must be valid)."""
+        return self.validate(req).cost
+
+    def cost(self, image: str, duration: timedelta) -> Decimal:
+        """What ``duration`` of ``image`` costs, whatever the other fields say (the form's
+        live estimate, shown while, say, the memory field is still being typed)."""
+        return cost_for(self.spec(image).hourly_rate, duration)
+
+    # --- who may do what to a lease ---------------------------------------------------------
+
+    @staticmethod
+    def authorize(lease: Lease, verb: str, user: str, is_admin: bool) -> None:
+        """Raise :class:`Forbidden` unless ``user`` owns the lease or is an admin.
+
+        ``verb`` completes "only its owner or an admin may … it" (``extend``, ``read the logs
+        of``).
+        """
+        if lease.owner != user and not is_admin:
+            raise Forbidden(
+                f"lease {lease.id} belongs to {lease.owner}: "
+                f"only its owner or an admin may {verb} it"
+            )
+
+    def refusal(self, lease: Lease, action: Action, user: str, is_admin: bool) -> LeaseError | None:
+        """Why ``user`` may not ``action`` this lease now (None: they may).
+
+        Ownership first (:class:`Forbidden`), then the lease's state (:class:`InvalidInput`):
+        the order in which the service checks them.
+        """
+        try:
+            self.authorize(lease, _VERBS[action], user, is_admin)
+        except Forbidden as exc:
+            return exc
+        status = lease.status.value
+        problem: str | None = None
+        if action == "extend":
+            if not lease.status.is_active:
+                problem = f"lease {lease.id} is {status}: cannot extend"
+        elif action == "delete":
+            if lease.status.is_terminal:
+                problem = f"lease {lease.id} is already {status}"
+        elif action == "shell":
+            if not lease.docker_id:
+                problem = f"lease {lease.id} has no container ({status})"
+            elif lease.status is not LeaseStatus.RUNNING:
+                problem = f"lease {lease.id} is {status}: cannot open a shell in it"
+        elif action == "logs":
+            if not lease.docker_id or lease.status.is_terminal:
+                problem = f"lease {lease.id} has no container ({status})"
+        elif lease.status not in _CONTAINER_OPS or not lease.docker_id:  # stop, start, restart
+            problem = f"lease {lease.id} is {status}: cannot {action} it"
+        return InvalidInput(problem, "lease") if problem else None
+
+    def allowed(self, lease: Lease, action: Action, user: str, is_admin: bool) -> str | None:
+        """None when ``user`` may ``action`` this lease now, else the one-line reason."""
+        refused = self.refusal(lease, action, user, is_admin)
+        return str(refused) if refused else None
+
+    def require(self, lease: Lease, action: Action, user: str, is_admin: bool) -> None:
+        """Raise the reason ``user`` may not ``action`` this lease now, if there is one."""
+        refused = self.refusal(lease, action, user, is_admin)
+        if refused is not None:
+            raise refused
