@@ -12,7 +12,21 @@ import sys
 
 import pytest
 
-CORE = ["config", "models", "durations", "store", "engine", "leases", "reaper", "cli"]
+CORE = [
+    "backoff",
+    "config",
+    "display",
+    "durations",
+    "errors",
+    "models",
+    "policy",
+    "redact",
+    "store",
+    "engine",
+    "leases",
+    "reaper",
+    "cli",
+]
 REQUIRED = {"config", "models", "durations"}
 
 PROBE = """
