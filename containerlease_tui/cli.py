@@ -561,6 +561,11 @@ def exec_command(settings: Settings, lease: str, command: tuple[str, ...]) -> No
     Its stdout and stderr go to ours, apart; its exit code is ours.
     """
 
+    if command[:1] == ("--",):  # click keeps a "--" that follows LEASE
+        command = command[1:]
+    if not command:
+        _fail("exec needs a command: containerlease exec LEASE -- CMD [ARGS...]", 2)
+
     async def work(service: LeaseService) -> ExecResult:
         target = await service.container_for(lease, "run a command in")
         return await service.exec(target, list(command))

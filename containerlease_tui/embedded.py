@@ -304,8 +304,8 @@ def status(paths: StorePaths | None = None) -> EmbeddedStatus:
 def _server_pid(paths: StorePaths) -> int | None:
     """The pid in the server's pidfile if that process is alive and is our server.
 
-    On Linux the process's command line must name our config file (a pid the system has reused
-    for something else is not ours); elsewhere being alive has to do.
+    On Linux the process's command line must name our socket or config file (a pid the system
+    has reused for something else is not ours); elsewhere being alive has to do.
     """
     try:
         pid = int(paths.pidfile.read_text().strip())
@@ -313,10 +313,13 @@ def _server_pid(paths: StorePaths) -> int | None:
     except (OSError, ValueError):
         return None
     if sys.platform.startswith("linux"):
+        # The server rewrites its title to "NAME unixsocket:PATH"; the config path is what it
+        # was started with, before that.
         try:
-            if str(paths.conf).encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return None
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
+            return None
+        if not any(str(p).encode() in cmdline for p in (paths.socket, paths.conf)):
             return None
     return pid if _alive(pid) else None
 
