@@ -26,7 +26,8 @@ from containerlease_tui.display import format_cost, format_rate, time_left
 from containerlease_tui.models import Lease, LeaseStatus, format_memory, utcnow
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import LeaseService, PullProgress
+    from containerlease_tui.embedded import EmbeddedStatus, StorePaths
+    from containerlease_tui.leases import ExecResult, LeaseService, ProvisionFailed, PullProgress
 
 T = TypeVar("T")
 
@@ -178,6 +179,8 @@ def cli(ctx: click.Context, reaper_mode: bool, once: bool, dry_run: bool, no_rea
     With no command, opens the terminal app.
     """
     settings: Settings = ctx.obj
+    if ctx.invoked_subcommand not in _OWN_STORE_HANDLING:
+        settings = ctx.obj = _use_store(settings)
     if ctx.invoked_subcommand is not None:
         return
     if reaper_mode:
@@ -217,11 +220,11 @@ def provision(
     as_json: bool,
 ) -> None:
     """Lease a container of IMAGE (a catalog name; see `containerlease images`)."""
-    from containerlease_tui.leases import ProvisionRequest
+    from containerlease_tui.leases import ProvisionFailed, ProvisionRequest
 
     req = ProvisionRequest(image, duration, name, cpus, memory, _parse_env(env))
 
-    async def work(service: LeaseService) -> Lease:
+    async def work(service: LeaseService) -> Lease | ProvisionFailed:
         if wait:
             report = _WaitReport() if sys.stderr.isatty() else None
             try:
@@ -230,6 +233,10 @@ def provision(
                     on_progress=report.progress if report else None,
                     on_status=report.status if report else None,
                 )
+            except ProvisionFailed as exc:
+                if exc.lease is None:
+                    raise  # Redis was lost too: there is no record to show
+                return exc
             finally:
                 if report:
                     report.done()
@@ -245,7 +252,10 @@ def provision(
         )
         return lease
 
-    _echo_lease(_run(settings, work), as_json)
+    result = _run(settings, work)
+    if isinstance(result, ProvisionFailed):
+        _provision_failed(result, as_json)
+    _echo_lease(result, as_json)
 
 
 @cli.command("_complete", hidden=True)
@@ -262,13 +272,15 @@ def complete(settings: Settings, lease_id: str) -> None:
 
 @cli.command("ls")
 @click.option("--all", "-a", "all_users", is_flag=True, help="Everybody's leases.")
+@click.option("--active", is_flag=True, help="Only leases that hold (or will hold) a container.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def list_leases(settings: Settings, all_users: bool, as_json: bool) -> None:
+def list_leases(settings: Settings, all_users: bool, active: bool, as_json: bool) -> None:
     """List your leases (or everybody's)."""
 
     async def work(service: LeaseService) -> list[Lease]:
-        return await service.list(all_users=all_users)
+        leases = await service.list(all_users=all_users)
+        return [x for x in leases if x.status.is_active] if active else leases
 
     leases = _run(settings, work)
     now = utcnow()
@@ -385,14 +397,27 @@ def logs(settings: Settings, lease: str, follow: bool, tail: str) -> None:
     if tail != "all" and not tail.isdigit():
         _fail(f"invalid --tail {tail[:20]!r}: a number or 'all'", 2)
 
-    async def work(service: LeaseService) -> None:
+    async def work(service: LeaseService) -> str | None:
         target = await service.container_for(lease, "read the logs of")
         out = sys.stdout
-        async for line in service.logs(target, follow=follow, tail=tail):
-            out.write(line + "\n")
-            out.flush()
+        try:
+            async for line in service.logs(target, follow=follow, tail=tail):
+                out.write(line + "\n")
+                out.flush()
+        except LeaseError:
+            # The container was removed under a follow (reaped, or released elsewhere): that is
+            # the end of the logs, not a failure. Anything else is.
+            ending = await _followed_lease_ended(service, target) if follow else None
+            if ending is None:
+                raise
+            return ending
+        return await _followed_lease_ended(service, target) if follow else None
 
-    _run(settings, work)
+    from containerlease_tui.leases import LeaseError
+
+    ending = _run(settings, work)
+    if ending:
+        click.echo(f"containerlease: {ending}", err=True)
 
 
 @cli.command()
@@ -450,27 +475,199 @@ def images(settings: Settings, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def doctor(settings: Settings) -> None:
-    """Check Redis, the Docker engine and whether a reaper is running."""
-    from containerlease_tui.leases import HealthReport
+def doctor(settings: Settings, as_json: bool) -> None:
+    """Check the store (Redis), the Docker engine and whether a reaper is running."""
+    from containerlease_tui.doctor import DoctorReport, check, store_target
+
+    target, problem = store_target(settings)
+    resolved = target.settings if target else settings
+    report: DoctorReport = _run(resolved, lambda service: check(service, target, problem))
+    if as_json:
+        click.echo(json.dumps(report.to_public(), indent=2))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok:
+        sys.exit(1)
+
+
+# --- issue 16: the embedded store, exec, completion ----------------------------------------------
+
+# Commands that look after the store themselves: `store` manages the embedded server (and must
+# not start it to stop it), `doctor` reports a store that cannot start instead of failing, and
+# `images` never talks to the store.
+_OWN_STORE_HANDLING = frozenset({"store", "doctor", "images"})
+
+
+def _use_store(settings: Settings) -> Settings:
+    """Settings pointing at the store to use: the configured URL, else the embedded store
+    (started, or reused, here)."""
+    from containerlease_tui.embedded import EmbeddedStoreError, resolve
+
+    try:
+        return resolve(settings).settings
+    except EmbeddedStoreError as exc:
+        _fail(str(exc), 1)
+
+
+def _provision_failed(exc: ProvisionFailed, as_json: bool) -> NoReturn:
+    """``provision --wait`` failed after its record was written: show the record, exit 1."""
+    lease = exc.lease
+    assert lease is not None
+    if as_json:
+        click.echo(json.dumps(lease.to_public(), indent=2))
+    _fail(f"{exc} (lease {lease.id}, recorded as failed)", 1)
+
+
+async def _followed_lease_ended(service: LeaseService, lease: Lease) -> str | None:
+    """Why a followed log ended, when its container is gone (or going); None while it runs.
+
+    The reaper removes the container before it closes the lease, so the close is waited for
+    briefly to name it.
+    """
+    from containerlease_tui.leases import LeaseError
+
+    started = time.monotonic()
+    while True:
+        try:
+            report = await service.status(lease.id)
+        except LeaseError:
+            return None
+        state = report.container.state if report.container else "gone"
+        if state not in ("gone", "removing", "dead", "exited"):
+            return None
+        current = report.lease
+        if not current.status.is_active:
+            return f"lease {current.id} {current.status.value}: its container was removed"
+        if state == "exited" and current.status.value == "stopped":
+            return None  # stopped by its owner: the plain end of a follow
+        # An exited container is given 2 s to turn out reaped; a vanishing one 10 s to be closed.
+        if time.monotonic() - started >= (2.0 if state == "exited" else 10.0):
+            if state == "exited":
+                return None  # its process ended by itself and nothing removed it
+            return f"the container of lease {current.id} was removed"
+        await asyncio.sleep(0.2)
+
+
+@cli.command(
+    "exec",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.argument("lease")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_command(settings: Settings, lease: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in LEASE's container, without a terminal: `exec LEASE -- CMD ARGS...`.
+
+    Its stdout and stderr go to ours, apart; its exit code is ours.
+    """
+
+    if command[:1] == ("--",):  # click keeps a "--" that follows LEASE
+        command = command[1:]
+    if not command:
+        _fail("exec needs a command: containerlease exec LEASE -- CMD [ARGS...]", 2)
+
+    async def work(service: LeaseService) -> ExecResult:
+        target = await service.container_for(lease, "run a command in")
+        return await service.exec(target, list(command))
+
+    result = _run(settings, work)
+    for stream, data in ((sys.stdout, result.stdout), (sys.stderr, result.stderr)):
+        stream.flush()
+        stream.buffer.write(data)
+        stream.buffer.flush()
+    if result.truncated:
+        click.echo("containerlease: output cut at the exec output limit", err=True)
+    sys.exit(result.exit_code)
+
+
+@cli.group()
+def store() -> None:
+    """The embedded store: the private Redis-compatible server used when no URL is set."""
+
+
+def _store_paths(settings: Settings) -> StorePaths:
+    from containerlease_tui.embedded import StorePaths, url_configured
     from containerlease_tui.redact import redact_url
 
-    async def work(service: LeaseService) -> tuple[HealthReport, str, str]:
-        health = await service.health()
-        reaper = "unknown (Redis unreachable)"
-        if health.redis_ok:
-            reaper = (await service.reaper_status()).describe()
-        who = service.user + (" (admin)" if service.is_admin else "")
-        return health, reaper, who
+    if url_configured(settings):
+        click.echo(
+            f"note: a Redis URL is configured ({redact_url(settings.redis.url)}): "
+            "the embedded store is not used",
+            err=True,
+        )
+    return StorePaths.default()
 
-    health, reaper, who = _run(settings, work)
-    click.echo(f"user:   {who}")
-    click.echo(f"redis:  {redact_url(settings.redis.url)}: {health.redis_detail}")
-    click.echo(f"docker: {redact_url(settings.docker.url)}: {health.docker_detail}")
-    click.echo(f"reaper: {reaper}")
-    if not (health.redis_ok and health.docker_ok):
-        sys.exit(1)
+
+@store.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def store_status(settings: Settings, as_json: bool) -> None:
+    """Whether the embedded store runs, and where its data is."""
+    from containerlease_tui.embedded import status, url_configured
+
+    state = status(_store_paths(settings))
+    if as_json:
+        click.echo(json.dumps(_store_json(state, used=not url_configured(settings)), indent=2))
+    else:
+        click.echo(state.describe())
+
+
+@store.command("start")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def store_start(settings: Settings, as_json: bool) -> None:
+    """Start the embedded store (any command that needs it starts it too)."""
+    from containerlease_tui.embedded import EmbeddedStoreError, ensure_running, url_configured
+
+    try:
+        state = ensure_running(_store_paths(settings))
+    except EmbeddedStoreError as exc:
+        _fail(str(exc), 1)
+    if as_json:
+        click.echo(json.dumps(_store_json(state, used=not url_configured(settings)), indent=2))
+    else:
+        click.echo(("started " if state.started else "already running: ") + state.describe())
+
+
+@store.command("stop")
+@click.pass_obj
+def store_stop(settings: Settings) -> None:
+    """Stop the embedded store; its data stays. Nothing reaps leases while it is stopped."""
+    from containerlease_tui.embedded import EmbeddedStoreError, stop
+
+    paths = _store_paths(settings)
+    try:
+        stopped = stop(paths)
+    except EmbeddedStoreError as exc:
+        _fail(str(exc), 1)
+    click.echo(
+        f"stopped the embedded store at {paths.root}"
+        if stopped
+        else f"the embedded store at {paths.root} is not running"
+    )
+
+
+def _store_json(state: EmbeddedStatus, *, used: bool) -> dict[str, object]:
+    return {
+        "used": used,
+        "running": state.running,
+        "path": str(state.paths.root),
+        "url": state.paths.url,
+        "server": state.server,
+        "pid": state.pid,
+    }
+
+
+def _wire_completion() -> None:
+    from containerlease_tui.completion import wire
+
+    wire(cli)
+
+
+_wire_completion()
 
 
 def main() -> None:

@@ -205,7 +205,12 @@ class RedisSettings(_Section):
     """Where leases live."""
 
     url: str = "redis://127.0.0.1:6379/0"
-    """Redis URL: ``redis://``, ``rediss://`` for TLS, ``unix://``; may carry ``user:password@``."""
+    """Redis URL: ``redis://``, ``rediss://`` for TLS, ``unix://``; may carry ``user:password@``.
+
+    Left unset (in the file and the environment), the embedded store is used instead
+    (``containerlease_tui.embedded``); this default then only shows where a set-but-empty
+    section would point.
+    """
     key_prefix: str = Field("cl", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     """Prefix of every key, so several installations can share one Redis."""
     retention: Duration = timedelta(days=7)
@@ -327,7 +332,7 @@ class ImageSpec(_Section):
 class LimitSettings(_Section):
     """Bounds on what a user may ask for."""
 
-    min_duration: Duration = timedelta(minutes=5)
+    min_duration: Duration = timedelta(minutes=1)
     """Shortest lease."""
     default_duration: Duration = timedelta(hours=1)
     """Lease length when none is given."""
@@ -507,17 +512,18 @@ def config_path() -> Path | None:
 
 
 def _describe(error: ValidationError, origin: str) -> str:
-    first = error.errors()[0]
-    loc = [str(p) for p in first["loc"]]
-    key = ".".join(loc) or "(top level)"
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        problem = "unknown key"
-    else:
-        problem = first["msg"].removeprefix("Value error, ")
-    more = len(error.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"config error in {origin}: {key}: {problem}{suffix}"
+    """Every problem, on one line: ``key: problem; key: problem``."""
+    problems: list[str] = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            problem = "unknown key"
+        else:
+            problem = item["msg"].removeprefix("Value error, ")
+        text = f"{key}: {problem}"
+        if text not in problems:
+            problems.append(text)
+    return f"config error in {origin}: " + "; ".join(problems)
 
 
 def load_settings(path: Path | str | None = "auto") -> Settings:

@@ -1029,3 +1029,61 @@ class Engine:
                 raise EngineError(f"could not {action}: the shell did not report an exit code")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.5)
+
+    # --- issue 16: non-interactive exec (self-contained; the lead moves it into the package) ---
+
+    async def exec(self, cid: str, cmd: Sequence[str]) -> ExecResult:
+        """Run ``cmd`` in the container without a TTY or stdin; its output and exit code.
+
+        stdout and stderr are kept apart, each up to :data:`EXEC_OUTPUT_LIMIT` bytes (the rest
+        is read and dropped, and ``truncated`` set), so a chatty command cannot exhaust memory.
+        """
+        action = f"run a command in container {_short(cid)}"
+        buffers = {1: bytearray(), 2: bytearray()}
+        truncated = False
+        async with contextlib.AsyncExitStack() as stack:
+            async with self._guard(action):
+                try:
+                    execution = (
+                        await self._client()
+                        .containers.container(cid)
+                        .exec(list(cmd), stdin=False, stdout=True, stderr=True, tty=False)
+                    )
+                except aiodocker.DockerError as exc:
+                    if exc.status == 404:
+                        raise EngineError(f"container {_short(cid)} does not exist") from exc
+                    if exc.status == 409:
+                        why = "is paused" if "paused" in exc.message else "is not running"
+                        raise EngineError(f"container {_short(cid)} {why}") from exc
+                    raise
+                stream = await stack.enter_async_context(
+                    cast(contextlib.AbstractAsyncContextManager[Stream], execution.start())
+                )
+            try:
+                while (message := await stream.read_out()) is not None:
+                    target = buffers[2 if message.stream == 2 else 1]
+                    room = EXEC_OUTPUT_LIMIT - len(target)
+                    if len(message.data) > room:
+                        truncated = True
+                    target.extend(message.data[: max(room, 0)])
+            except (ConnectionError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
+                pass  # the connection ended with the process; its exit code tells the rest
+            except (aiodocker.DockerError, OSError) as exc:
+                raise self._translate(exc, action, None) from exc
+        code = await self._exit_code(execution, action)
+        return ExecResult(code, bytes(buffers[1]), bytes(buffers[2]), truncated)
+
+
+EXEC_OUTPUT_LIMIT: Final = 64 * 1024 * 1024
+"""Bytes of stdout (and of stderr) :meth:`Engine.exec` keeps."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a non-interactive command in a container did (:meth:`Engine.exec`)."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    truncated: bool = False
+    """Some output was dropped past :data:`EXEC_OUTPUT_LIMIT`."""

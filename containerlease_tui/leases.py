@@ -16,7 +16,7 @@ import os
 import pwd
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -35,6 +35,9 @@ from containerlease_tui.engine import (
     EngineError,
     EngineUnavailable,
     ImageUnavailable,
+)
+from containerlease_tui.engine import (
+    ExecResult as ExecResult,  # re-exported: the shells' type for LeaseService.exec
 )
 from containerlease_tui.engine import (
     PullProgress as PullProgress,  # the shells see it through the service
@@ -505,6 +508,8 @@ class LeaseService:
                         f"({', '.join(x.id for x in pick[:5])})",
                         "lease",
                     )
+        if len(ref) < 2:
+            raise InvalidInput(f"no lease named {ref!r}: a prefix needs at least 2 characters")
         raise NotFound(f"no lease matches {ref!r}")
 
     def _authorize(self, lease: Lease, action: str) -> None:
@@ -682,3 +687,13 @@ class LeaseService:
         except EngineError as exc:
             docker_ok, docker_detail = False, str(exc)
         return HealthReport(redis_ok, redis_detail, docker_ok, docker_detail)
+
+    async def exec(self, lease: Lease, cmd: Sequence[str]) -> ExecResult:
+        """Run ``cmd`` in the lease's container, no terminal (``containerlease exec``)."""
+        self._authorize(lease, "run a command in")
+        if not lease.docker_id:
+            raise InvalidInput(f"lease {lease.id} has no container")
+        if not cmd:
+            raise InvalidInput("exec needs a command to run")
+        with _translated():
+            return await self.engine.exec(lease.docker_id, cmd)

@@ -290,7 +290,8 @@ class Lease(BaseModel):
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "seconds_left": round(self.seconds_left(now), 3),
+            # A closed lease has no time left, whatever its deadline says.
+            "seconds_left": round(self.seconds_left(now), 3) if self.status.is_active else 0,
             "hourly_rate": str(self.hourly_rate),
             "estimated_cost": str(self.estimated_cost),
             "accrued_cost": str(self.accrued_cost(now)),
