@@ -46,6 +46,7 @@ from typing import Final
 from containerlease_tui import __version__
 from containerlease_tui.backoff import backoff_delay
 from containerlease_tui.config import Settings, redact_url
+from containerlease_tui.display import expires_in
 from containerlease_tui.durations import format_duration, format_duration_seconds
 from containerlease_tui.engine import (
     LABEL_EXPIRES,
@@ -182,17 +183,8 @@ def wake_delay(
 
 
 def humane_left(seconds: float) -> str:
-    """``expires in …`` wording, rounded up: 119.9 → ``2 min``, 42.1 → ``43 s``,
-    5400 → ``1 h 30 min``.
-    """
-    whole = max(1, math.ceil(seconds - 1e-6))
-    if whole < 60:
-        return f"{whole} s"
-    minutes = math.ceil(seconds / 60 - 1e-9)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    return f"{hours} h" + (f" {rest} min" if rest else "")
+    """``expires in …`` wording (the one formatter: :func:`display.expires_in`)."""
+    return expires_in(seconds)
 
 
 def parse_label_deadline(text: str | None) -> datetime | None:
