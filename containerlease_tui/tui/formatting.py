@@ -8,6 +8,7 @@ from decimal import Decimal
 import humanize
 
 from containerlease_tui.models import Lease
+from containerlease_tui.sanitize import clean
 
 _UNITS = (
     (" days", " d"),
@@ -62,8 +63,8 @@ def rate(value: Decimal) -> str:
 
 
 def lease_label(lease: Lease) -> str:
-    """``name (id)``: the name people use and the id commands accept."""
-    return f"{lease.name} ({lease.id})"
+    """``name (id)``: the name people use and the id commands accept (controls made visible)."""
+    return clean(f"{lease.name} ({lease.id})", tabs=False)
 
 
 def time_left_cell(lease: Lease, now: datetime) -> str:

@@ -12,6 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from containerlease_tui.models import utcnow
+from containerlease_tui.sanitize import one_line
 from containerlease_tui.tui.formatting import clock_text
 
 NO_REAPER_PREFIX = "no reaper running"
@@ -61,7 +62,7 @@ class ReaperState(Widget):
         )
 
     def watch_line(self, line: str) -> None:
-        self.tooltip = line
+        self.tooltip = Content(line)  # a str tooltip would be parsed as markup
 
 
 class StatusBar(Widget):
@@ -106,13 +107,14 @@ class StatusBar(Widget):
         elif line.startswith(NO_REAPER_PREFIX) and self.in_app_reaper:
             state.line, state.ok = STARTING, None  # its first heartbeat is on its way
         else:
-            state.line, state.ok = line, not line.startswith(NO_REAPER_PREFIX)
+            # The line names the reapers' hosts, as their heartbeats in Redis say.
+            state.line, state.ok = one_line(line), not line.startswith(NO_REAPER_PREFIX)
 
     def _user(self) -> None:
         self.query_one("#status-user", Static).update(
             Content.from_markup(
                 "[dim]│[/] $user [dim]│[/] $clock",
-                user=self.user or "…",
+                user=one_line(self.user or "…"),
                 clock=clock_text(self.now),
             )
         )
