@@ -24,6 +24,7 @@ from containerlease_tui import __version__
 from containerlease_tui.config import ConfigError, Settings, load_settings
 from containerlease_tui.display import format_cost, format_rate, time_left
 from containerlease_tui.models import Lease, LeaseStatus, format_memory, utcnow
+from containerlease_tui.sanitize import clean, clean_log_line, one_line
 
 if TYPE_CHECKING:
     from containerlease_tui.embedded import EmbeddedStatus, StorePaths
@@ -33,7 +34,9 @@ T = TypeVar("T")
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"containerlease: {message}", err=True)
+    # One line, and nothing in it a terminal acts on: messages quote records, engine and
+    # registry errors, and input.
+    click.echo(f"containerlease: {one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -60,7 +63,7 @@ def _run(settings: Settings, work: Callable[[LeaseService], Awaitable[T]]) -> T:
     except Exception as exc:  # the promise: never a traceback
         if os.environ.get("CONTAINERLEASE_DEBUG"):
             raise
-        _fail(f"internal error: {type(exc).__name__}: {str(exc)[:200]}", 1)
+        _fail(f"internal error: {type(exc).__name__}: {one_line(str(exc), 200)}", 1)
 
 
 def _quiet_stdout() -> None:
@@ -95,6 +98,7 @@ def _table(leases: list[Lease], now: datetime) -> str:
                 lease.short_docker_id or "-",
             ]
         )
+    rows = [[clean(cell, tabs=False) for cell in row] for row in rows]  # fields of records
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
@@ -107,7 +111,7 @@ def _echo_lease(lease: Lease, as_json: bool) -> None:
     else:
         click.echo(_table([lease], utcnow()))
         if lease.error:
-            click.echo(f"error: {lease.error}")
+            click.echo(f"error: {one_line(lease.error)}")
 
 
 class _WaitReport:
@@ -126,7 +130,7 @@ class _WaitReport:
         step = lease.status.value + (
             f" {lease.image_ref}" if lease.status is LeaseStatus.PULLING else ""
         )
-        click.echo(f"{lease.name} ({lease.id}): {step}", err=True)
+        click.echo(clean(f"{lease.name} ({lease.id}): {step}", tabs=False), err=True)
 
     def progress(self, report: PullProgress) -> None:
         if report.layer and report.total:
@@ -137,7 +141,7 @@ class _WaitReport:
         self._last = now
         done = sum(current for current, _ in self._layers.values())
         total = sum(total for _, total in self._layers.values())
-        line = f"  layers {report.layers_done}/{report.layers_total}"
+        line = f"  layers {report.layers_done}/{report.layers_total}"  # numbers only
         if total:
             line += f"  {_size(done)} / {_size(total)}"
         click.echo(f"\r\x1b[2K{line}", err=True, nl=False)
@@ -154,6 +158,53 @@ class _WaitReport:
 
 def _size(value: int) -> str:
     return humanize.naturalsize(value, binary=True)
+
+
+def _helper_path() -> list[str]:
+    """The import path of a helper process: this process's, minus the current directory.
+
+    ``python -m`` (and ``-c``, and an empty ``PYTHONPATH`` entry) put the current directory
+    first on ``sys.path``: in a folder others can write, whoever wrote
+    ``./containerlease_tui/__init__.py`` would run as the user (or, behind sudo, as the service
+    user). So the helper gets only absolute entries that are not the current directory, with the
+    folder this package was imported from in front (it is trusted: it is running now).
+    """
+    import containerlease_tui
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(containerlease_tui.__file__)))
+    try:
+        here: str | None = os.path.realpath(os.getcwd())
+    except OSError:  # the current directory was removed
+        here = None
+    paths = [root]
+    for entry in sys.path:
+        if not entry or not os.path.isabs(entry) or entry in paths:
+            continue
+        if here is not None and os.path.realpath(entry) == here:
+            continue
+        paths.append(entry)
+    return paths
+
+
+def helper_command(*args: str) -> list[str]:
+    """The command line of a helper process running ``containerlease ARGS``, isolated.
+
+    ``-I``: no ``PYTHON*`` variables, no user site-packages, and no script or current directory
+    on ``sys.path``; the path is set explicitly (:func:`_helper_path`) and the entry point is the
+    package's own, imported by absolute name. Start it with ``cwd="/"``.
+    """
+    code = (
+        f"import sys; sys.path[:] = {_helper_path()!r}; "
+        "from containerlease_tui.cli import main; main()"
+    )
+    return [sys.executable, "-I", "-c", code, *args]
+
+
+def helper_env() -> dict[str, str]:
+    """This process's environment without ``PYTHON*`` (``-I`` ignores them anyway; they have no
+    business in the helper). The rest is kept: configuration, ``HOME``, ``DOCKER_HOST`` and
+    ``SUDO_UID`` (the acting user behind sudo) decide what the helper does, as they did here."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("PYTHON")}
 
 
 def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -244,11 +295,13 @@ def provision(
         # Provisioning goes on in a detached process: the pending record is already written,
         # so even if that process dies the reaper finds the lease at its deadline.
         subprocess.Popen(  # noqa: ASYNC220 - spawning detached, not waiting
-            [sys.executable, "-m", "containerlease_tui", "_complete", lease.id],
+            helper_command("_complete", lease.id),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            cwd="/",
+            env=helper_env(),
         )
         return lease
 
@@ -320,7 +373,7 @@ def rm(settings: Settings, lease: str, as_json: bool) -> None:
     if as_json:
         _echo_lease(result, True)
     else:
-        click.echo(f"released {result.id} ({result.name})")
+        click.echo(clean(f"released {result.id} ({result.name})", tabs=False))
 
 
 def _lifecycle(name: str, help_text: str) -> None:
@@ -373,11 +426,16 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(_table([report.lease], now))
+    if report.lease.error:
+        click.echo(f"error: {one_line(report.lease.error)}")
     uptime = data["uptime_seconds"]
     click.echo(
-        f"state: {data['state']}"
-        + (f"  health: {data['health']}" if data["health"] else "")
-        + (f"  uptime: {_ago_or_left(float(uptime))}" if isinstance(uptime, int) else "")
+        clean(
+            f"state: {data['state']}"
+            + (f"  health: {data['health']}" if data["health"] else "")
+            + (f"  uptime: {_ago_or_left(float(uptime))}" if isinstance(uptime, int) else ""),
+            tabs=False,
+        )
     )
     if stats:
         click.echo(
@@ -390,19 +448,27 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
 @click.argument("lease")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output.")
 @click.option("--tail", default="all", help="Only the last N lines.")
+@click.option("--raw", is_flag=True, help="Write the output as it is, even to a terminal.")
 @click.pass_obj
-def logs(settings: Settings, lease: str, follow: bool, tail: str) -> None:
-    """Print LEASE's container output."""
+def logs(settings: Settings, lease: str, follow: bool, tail: str, raw: bool) -> None:
+    """Print LEASE's container output.
+
+    On a terminal, escape sequences and other control codes are removed first (a container
+    could otherwise set the title, write the clipboard or type into the terminal); piped, or
+    with --raw, the output is written as it is.
+    """
 
     if tail != "all" and not tail.isdigit():
         _fail(f"invalid --tail {tail[:20]!r}: a number or 'all'", 2)
+    out = sys.stdout
+    clean_line: Callable[[str], str] | None = None if raw or not out.isatty() else clean_log_line
 
     async def work(service: LeaseService) -> str | None:
         target = await service.container_for(lease, "read the logs of")
         out = sys.stdout
         try:
             async for line in service.logs(target, follow=follow, tail=tail):
-                out.write(line + "\n")
+                out.write((clean_line(line) if clean_line else line) + "\n")
                 out.flush()
         except LeaseError:
             # The container was removed under a follow (reaped, or released elsewhere): that is
@@ -470,7 +536,7 @@ def images(settings: Settings, as_json: bool) -> None:
         price = format_rate(r.spec.hourly_rate)
         click.echo(
             f"{r.name.ljust(width)}  {r.spec.ref.ljust(ref_width)}  {price}"
-            f"  {where:5}  {r.spec.description}"
+            f"  {where:5}  {one_line(r.spec.description)}"
         )
 
 
@@ -488,7 +554,7 @@ def doctor(settings: Settings, as_json: bool) -> None:
         click.echo(json.dumps(report.to_public(), indent=2))
     else:
         for line in report.lines():
-            click.echo(line)
+            click.echo(one_line(line))  # host names and errors from outside
     if not report.ok:
         sys.exit(1)
 

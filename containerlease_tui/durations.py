@@ -93,16 +93,26 @@ def format_duration(value: timedelta) -> str:
     return format_duration_seconds(value.total_seconds())
 
 
+def _precise(value: timedelta) -> str:
+    """Exact to the microsecond: a message about a limit must not round (``2h1ms``, not ``2h``)."""
+    if value.microseconds % 1000:
+        seconds = f"{value.total_seconds():.6f}".rstrip("0")
+        return f"{seconds}s"
+    return format_duration_exact(value)
+
+
 def check_range(value: timedelta, low: timedelta, high: timedelta, what: str = "duration") -> None:
-    """Raise a :class:`DurationError` naming the allowed range when ``value`` is outside it."""
+    """Raise a :class:`DurationError` naming the allowed range when ``value`` is outside it.
+
+    Every value in the message is exact: ``7200001ms`` against an 8h limit reads ``2h1ms``.
+    """
     if value <= timedelta(0):
         raise DurationError(
-            f"{what} must be positive (allowed {format_duration(low)} to {format_duration(high)})"
+            f"{what} must be positive (allowed {_precise(low)} to {_precise(high)})"
         )
     if not low <= value <= high:
         raise DurationError(
-            f"{what} {format_duration(value)} is out of range: "
-            f"allowed {format_duration(low)} to {format_duration(high)}"
+            f"{what} {_precise(value)} is out of range: allowed {_precise(low)} to {_precise(high)}"
         )
 
 

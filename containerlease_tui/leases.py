@@ -52,6 +52,7 @@ from containerlease_tui.errors import (
     ServiceUnavailable,
 )
 from containerlease_tui.models import (
+    OWNER_PATTERN,
     EventType,
     Extension,
     FailureKind,
@@ -146,7 +147,8 @@ def current_user(settings: Settings | None = None) -> str:
     Behind a ``sudo`` rule (``[security] service_user``): when this process runs as the service
     user and ``SUDO_UID`` is set (sudo sets it itself, whatever the caller's environment held),
     the acting user is the one who ran sudo. Anywhere else ``SUDO_UID`` is ignored. An unknown
-    uid is named ``uid<N>``.
+    uid is named ``uid<N>``, and so is an account whose name a lease record could not hold (see
+    ``models.OWNER_PATTERN``: no controls, spaces or markup).
     """
     uid = os.getuid()
     service = settings.security.service_user if settings is not None else None
@@ -159,9 +161,10 @@ def current_user(settings: Settings | None = None) -> str:
         if is_service:
             uid = int(sudo_uid)
     try:
-        return pwd.getpwuid(uid).pw_name
+        name = pwd.getpwuid(uid).pw_name
     except (KeyError, OverflowError):
         return f"uid{uid}"
+    return name if OWNER_PATTERN.fullmatch(name) else f"uid{uid}"
 
 
 def is_admin(user: str, settings: Settings) -> bool:
@@ -378,7 +381,8 @@ class LeaseService:
             return "the lease was closed while it was being provisioned"
         if isinstance(exc, EngineError | StoreError):
             return str(exc)
-        return f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
+        # One line: the reason becomes the lease's error and the CLI's error line.
+        return f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
     def _refund(self, lease: Lease, span: timedelta) -> Charge | None:
         """Give ``span`` of lease-hours back to the owner's daily budget (if there is one)."""
@@ -615,7 +619,9 @@ class LeaseService:
         )
 
     async def status(self, ref: str) -> LeaseStatusReport:
+        """The lease with its container's state and usage; the owner (or an admin) only."""
         lease = await self.resolve(ref)
+        self._authorize(lease, "see the status of")
         info: ContainerInfo | None = None
         stats: ContainerStats | None = None
         if lease.docker_id:

@@ -32,6 +32,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 LEASE_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 LEASE_ID_LENGTH = 8
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}", re.ASCII)
+# What a stored record may hold, checked whenever one is read as well as when it is made:
+# anyone who can write Redis can write a record, and its fields end up on terminals. All ASCII,
+# no controls, no spaces, no markup brackets (but for an IPv6 registry in an image reference).
+# Names: what ``validate_name`` accepts, plus the default ``IMAGE-xxxx`` of a 40-character
+# catalog name; owners: OS account names (``uid<N>`` too), with the ``.``, ``@``, ``$`` and
+# backslash some directories use.
+RECORD_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+RECORD_OWNER = r"^[A-Za-z0-9_][A-Za-z0-9_.@$\\-]{0,63}$"
+OWNER_PATTERN = re.compile(RECORD_OWNER, re.ASCII)
+RECORD_IMAGE = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
+RECORD_IMAGE_REF = r"^[A-Za-z0-9\[][A-Za-z0-9_.:/@+\[\]-]{0,511}$"
+RECORD_DOCKER_ID = r"^[A-Za-z0-9_.-]{1,128}$"
 _MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?", re.ASCII)
 _MEMORY_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MIN_MEMORY = 6 * 1024**2  # Docker refuses less than 6 MiB.
@@ -196,7 +208,7 @@ class Extension(BaseModel):
 
     at: datetime
     by: timedelta
-    by_user: str
+    by_user: str = Field(pattern=RECORD_OWNER)
     new_expires_at: datetime
 
 
@@ -204,14 +216,14 @@ class Lease(BaseModel):
     """A container leased to one user until ``expires_at``."""
 
     id: str = Field(default_factory=new_lease_id, pattern=r"^[a-z0-9]{4,32}$")
-    name: str
-    owner: str
-    image: str
-    image_ref: str
+    name: str = Field(pattern=RECORD_NAME)
+    owner: str = Field(pattern=RECORD_OWNER)
+    image: str = Field(pattern=RECORD_IMAGE)
+    image_ref: str = Field(pattern=RECORD_IMAGE_REF)
     resources: Resources = Field(default_factory=Resources)
     env: dict[str, str] = Field(default_factory=dict)
     status: LeaseStatus = LeaseStatus.PENDING
-    docker_id: str | None = None
+    docker_id: str | None = Field(None, pattern=RECORD_DOCKER_ID)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
     ended_at: datetime | None = None

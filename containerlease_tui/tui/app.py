@@ -22,6 +22,7 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
@@ -36,6 +37,7 @@ from containerlease_tui.models import (
     utcnow,
 )
 from containerlease_tui.redact import redact_url
+from containerlease_tui.sanitize import clean, one_line
 from containerlease_tui.tui.formatting import lease_label
 from containerlease_tui.tui.keys import (
     FILTER_KEYS,
@@ -111,7 +113,7 @@ def _while_open(method: Callable[P, None]) -> Callable[P, None]:
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+    return one_line(text.splitlines()[0] if text else type(exc).__name__, 300)
 
 
 class ContainerLeaseApp(App[None]):
@@ -159,6 +161,27 @@ class ContainerLeaseApp(App[None]):
         self._reaper_error: str | None = None
 
     # --- screens ---------------------------------------------------------------------------
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast, shown literally: every toast here is built from data (lease names, errors,
+        paths, reasons from Redis), so ``markup`` is ignored (a folder named ``x[/b]y`` must
+        not crash the app, nor a ``[@click=…]`` become a link) and terminal controls are made
+        visible. Widgets' ``notify`` comes here too."""
+        super().notify(
+            clean(message, newlines=True),
+            title=clean(title, tabs=False),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     @property
     def quitting(self) -> bool:
@@ -511,14 +534,16 @@ class ContainerLeaseApp(App[None]):
         problems: list[Content] = []
         if self.service is None and self._connect_error:
             problems.append(
-                Content.from_markup("[b]Cannot start:[/b] $error", error=self._connect_error)
+                Content.from_markup(
+                    "[b]Cannot start:[/b] $error", error=one_line(self._connect_error)
+                )
             )
         redis_ok, redis_detail = self._redis
         if redis_ok is False:
             problems.append(
                 Content.from_markup(
                     "[b]Redis is down[/b] — leases cannot be listed or changed; retrying. $detail",
-                    detail=redis_detail or redact_url(self.settings.redis.url),
+                    detail=one_line(redis_detail or redact_url(self.settings.redis.url)),
                 )
             )
         docker_ok, docker_detail = self._docker
@@ -527,7 +552,7 @@ class ContainerLeaseApp(App[None]):
                 Content.from_markup(
                     "[b]Docker is down[/b] — containers cannot be created or removed; retrying. "
                     "$detail",
-                    detail=docker_detail or "unreachable",
+                    detail=one_line(docker_detail or "unreachable"),
                 )
             )
         self.main.show_banner(Content("\n").join(problems) if problems else None)
@@ -603,9 +628,9 @@ class ContainerLeaseApp(App[None]):
             "Delete [b]$lease[/b] ($image, $owner)?\n"
             "Its container $container is removed; this cannot be undone.",
             lease=lease_label(lease),
-            image=lease.image,
-            owner=lease.owner,
-            container=lease.short_docker_id or "(none)",
+            image=clean(lease.image, tabs=False),
+            owner=clean(lease.owner, tabs=False),
+            container=clean(lease.short_docker_id or "(none)", tabs=False),
         )
         self.push_screen(ConfirmScreen("Delete lease", question), done)
 
@@ -658,7 +683,7 @@ class ContainerLeaseApp(App[None]):
         return Content.from_markup(
             "[b]Reaper:[/b] $line. A reaper removes leases at their deadline; "
             "the app runs one unless started with --no-reaper.",
-            line=self.main.status.reaper_text,
+            line=one_line(self.main.status.reaper_text),
         )
 
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:

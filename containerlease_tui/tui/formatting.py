@@ -8,6 +8,7 @@ import humanize
 
 from containerlease_tui.display import format_cost, format_rate, time_left
 from containerlease_tui.models import Lease
+from containerlease_tui.sanitize import clean
 
 __all__ = [
     "clock_text",
@@ -27,8 +28,8 @@ rate = format_rate
 
 
 def lease_label(lease: Lease) -> str:
-    """``name (id)``: the name people use and the id commands accept."""
-    return f"{lease.name} ({lease.id})"
+    """``name (id)``: the name people use and the id commands accept (controls made visible)."""
+    return clean(f"{lease.name} ({lease.id})", tabs=False)
 
 
 def time_left_cell(lease: Lease, now: datetime) -> str:

@@ -108,11 +108,13 @@ class LogStreamEnded(Message):
 
 @dataclass(eq=False)
 class LogSaved(Message):
-    """The log pane's buffer was written to ``path`` (or not: ``error``)."""
+    """The log pane's shown lines were written to ``path`` (or not: ``error``)."""
 
     path: Path
     lines: int
     error: str | None = None
+    filter: str = ""
+    """The filter the lines were chosen by ("": every buffered line)."""
 
 
 @dataclass(eq=False)

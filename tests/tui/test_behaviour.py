@@ -16,6 +16,7 @@ from containerlease_tui.config import DockerSettings, RedisSettings
 from containerlease_tui.models import EventType, FailureKind, LeaseStatus
 from containerlease_tui.tui import create_app
 from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen
+from containerlease_tui.tui.widgets import log_pane
 
 from .fakes import DEMO_LOGS, NOW, demo_settings, fixed_clock
 from .helpers import ManualClock, follow, loaded, make, screen_lines, settle
@@ -480,13 +481,13 @@ async def test_save_writes_the_file_in_a_thread(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     threads: list[bool] = []
-    write_text = Path.write_text
+    write_new = log_pane.write_new
 
-    def recording(self: Path, *args: Any, **kwargs: Any) -> int:
+    def recording(*args: Any, **kwargs: Any) -> Path:
         threads.append(threading.current_thread() is threading.main_thread())
-        return write_text(self, *args, **kwargs)
+        return write_new(*args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", recording)
+    monkeypatch.setattr(log_pane, "write_new", recording)
     app, _service, toasts = make()
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)

@@ -17,6 +17,7 @@ from containerlease_tui.config import LimitSettings
 from containerlease_tui.durations import format_duration
 from containerlease_tui.leases import InvalidInput, bounded_duration, plan_extension
 from containerlease_tui.models import Lease
+from containerlease_tui.sanitize import one_line
 from containerlease_tui.tui.formatting import lease_label, time_left
 
 PRESETS = ("15m", "30m", "1h", "2h")
@@ -80,7 +81,7 @@ class ExtendScreen(ModalScreen[str | None]):
         try:
             amount, new_expiry = check_extension(self.lease, text, self.limits, self.now)
         except InvalidInput as exc:
-            result.update(Content(str(exc)))
+            result.update(Content(one_line(str(exc))))
             result.add_class("-error")
             self.query_one("#ok", Button).disabled = True
             return False

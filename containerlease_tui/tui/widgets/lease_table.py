@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Input, Static
 
 from containerlease_tui.display import format_cost
 from containerlease_tui.models import Lease, LeaseStatus, utcnow
+from containerlease_tui.sanitize import clean
 from containerlease_tui.tui.formatting import cost_cell, time_left_cell
 from containerlease_tui.tui.keys import TABLE_KEYS
 from containerlease_tui.tui.widgets.inputs import FilterInput
@@ -43,6 +44,10 @@ def aged_out(lease: Lease, now: datetime) -> bool:
     return (
         not lease.status.is_active and lease.ended_at is not None and now - lease.ended_at > HISTORY
     )
+
+
+def _safe(text: str) -> str:
+    return clean(text, tabs=False)
 
 
 def _sort_key(lease: Lease) -> tuple[int, float]:
@@ -95,8 +100,10 @@ class LeaseTable(DataTable[Text | str]):
         return Text(lease.status.value, style=style)
 
     def _cells(self, lease: Lease, now: datetime) -> list[Text | str]:
+        """Every cell a :class:`Text` (a ``str`` cell would be parsed as markup), every field
+        of the record with its controls made visible."""
         id_style = self.get_component_rich_style("lease-table--id", partial=True)
-        name = Text.assemble(lease.name, " ", (lease.id, id_style))
+        name = Text.assemble(_safe(lease.name), " ", (_safe(lease.id), id_style))
         owner_style = (
             self.get_component_rich_style("lease-table--mine", partial=True)
             if lease.owner == self.user
@@ -105,11 +112,11 @@ class LeaseTable(DataTable[Text | str]):
         return [
             name,
             self._status(lease),
-            time_left_cell(lease, now),
-            cost_cell(lease, now),
-            lease.image,
-            Text(lease.owner, style=owner_style),
-            lease.short_docker_id or "—",
+            Text(time_left_cell(lease, now)),
+            Text(cost_cell(lease, now)),
+            Text(_safe(lease.image)),
+            Text(_safe(lease.owner), style=owner_style),
+            Text(_safe(lease.short_docker_id or "—")),
         ]
 
     def show(self, leases: list[Lease], now: datetime) -> None:
@@ -132,8 +139,8 @@ class LeaseTable(DataTable[Text | str]):
         """Move the countdowns and the accrued costs on."""
         for lease in self._shown.values():
             if lease.status.is_active:
-                self.update_cell(lease.id, "left", time_left_cell(lease, now))
-                self.update_cell(lease.id, "cost", cost_cell(lease, now))
+                self.update_cell(lease.id, "left", Text(time_left_cell(lease, now)))
+                self.update_cell(lease.id, "cost", Text(cost_cell(lease, now)))
 
     def select_lease(self, lease_id: str) -> None:
         """Put the cursor on a lease if it is shown."""

@@ -19,6 +19,8 @@ from textual.reactive import reactive
 from textual.widgets import Input, RichLog, Static
 
 from containerlease_tui.models import Lease
+from containerlease_tui.safefile import write_new
+from containerlease_tui.sanitize import clean_log_line, one_line
 from containerlease_tui.tui.keys import LOG_KEYS
 from containerlease_tui.tui.messages import LogLines, LogSaved, LogStreamEnded
 from containerlease_tui.tui.widgets.inputs import FilterInput
@@ -30,16 +32,12 @@ MAX_LINES = 10_000
 """Lines kept per lease; older ones drop."""
 BATCH_SECONDS = 0.05
 """How long the follower gathers a burst of lines into one message."""
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_OSC = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
 
 
 def clean_line(line: str) -> str:
-    """One line as plain text: colours and other terminal control codes removed."""
-    line = line.rstrip("\r\n")
-    if "\x1b" in line:
-        line = Text.from_ansi(_OSC.sub("", line)).plain
-    return _CONTROL.sub("", line)
+    """One line as plain text: colours and every other terminal control removed (C1 controls
+    and bidi overrides too; see :func:`containerlease_tui.sanitize.clean_log_line`)."""
+    return clean_log_line(line)
 
 
 def compile_filter(text: str) -> re.Pattern[str] | None:
@@ -209,10 +207,10 @@ class LogPane(Vertical):
         self.query_one("#log-title", Static).update(
             Content.from_markup(
                 "[b]Logs[/b] $name [dim]$id[/] · " + " · ".join(parts),
-                name=self.lease.name,
-                id=self.lease.id,
-                ended=self.ended or "",
-                filter=self.filter_text,
+                name=one_line(self.lease.name),
+                id=one_line(self.lease.id),
+                ended=one_line(self.ended or ""),
+                filter=one_line(self.filter_text),
             )
         )
 
@@ -294,45 +292,59 @@ class LogPane(Vertical):
         self.view.focus()
 
     def save_path(self) -> Path | None:
-        """Where ``ctrl+s`` writes: ./containerlease-<id>.log."""
+        """Where ``ctrl+s`` writes first: ./containerlease-<id>.log (taken: ``-1``, ``-2`` …)."""
         if self.lease is None:
             return None
         return Path.cwd() / f"containerlease-{self.lease.id}.log"
 
     def action_save(self) -> None:
-        """Write every buffered line to ./containerlease-<id>.log (in a thread)."""
+        """Write the shown (filtered) lines, as copy takes them, to a new
+        ./containerlease-<id>.log (in a thread); an existing file is never touched."""
         path = self.save_path()
         if path is None:
-            self.notify("No lease selected: nothing to save", severity="warning")
+            self.notify("No lease selected: nothing to save", severity="warning", markup=False)
             return
-        self._write_file(path, list(self.lines))
+        self._write_file(path, self._matching(self.lines), self.filter_text)
 
     @work(thread=True, group="save", exit_on_error=False)
-    def _write_file(self, path: Path, lines: list[str]) -> None:
-        """The file write, off the UI loop; the outcome comes back as :class:`LogSaved`."""
+    def _write_file(self, path: Path, lines: list[str], filter_text: str) -> None:
+        """The file write, off the UI loop; the outcome comes back as :class:`LogSaved`.
+
+        The folder may be shared (``/tmp``, a project folder): a name planted there, a symlink
+        to the user's files for one, is skipped, never followed (:func:`write_new`).
+        """
+        data = "".join(f"{line}\n" for line in lines).encode("utf-8", errors="replace")
         try:
-            path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+            written = write_new(path.parent, path.stem, path.suffix, data)
         except OSError as exc:
-            self.post_message(LogSaved(path, len(lines), exc.strerror or str(exc)))
+            error = exc.strerror or str(exc)
+            self.post_message(LogSaved(path, len(lines), error, filter_text))
             return
-        self.post_message(LogSaved(path, len(lines)))
+        self.post_message(LogSaved(written, len(lines), filter=filter_text))
 
     @on(LogSaved)
     def _on_saved(self, message: LogSaved) -> None:
         message.stop()
         if message.error is not None:
-            self.notify(f"Could not save {message.path}: {message.error}", severity="error")
-        else:
-            self.notify(f"Saved {message.lines} lines to {message.path}", title="Log saved")
+            self.notify(
+                f"Could not save {message.path}: {message.error}", severity="error", markup=False
+            )
+            return
+        which = f"matching {message.filter!r}" if message.filter else "all buffered"
+        self.notify(
+            f"Saved {message.lines} lines ({which}) to {message.path}",
+            title="Log saved",
+            markup=False,
+        )
 
     def action_copy(self) -> None:
         """Copy the shown (filtered) lines to the clipboard (OSC 52)."""
         shown = self._matching(self.lines)
         if not shown:
-            self.notify("Nothing to copy", severity="warning")
+            self.notify("Nothing to copy", severity="warning", markup=False)
             return
         self.app.copy_to_clipboard("\n".join(shown))
-        self.notify(f"Copied {len(shown)} lines to the clipboard")
+        self.notify(f"Copied {len(shown)} lines to the clipboard", markup=False)
 
     def focus_view(self) -> None:
         """Focus the log view, so the pane's keys apply."""

@@ -22,6 +22,7 @@ from containerlease_tui.durations import format_duration
 from containerlease_tui.errors import InvalidInput
 from containerlease_tui.models import Lease, LeaseStatus, format_memory
 from containerlease_tui.policy import LeasePolicy, ProvisionRequest
+from containerlease_tui.sanitize import one_line
 from containerlease_tui.tui.formatting import size
 from containerlease_tui.tui.keys import FORM_KEYS
 from containerlease_tui.tui.widgets.inputs import FormInput
@@ -165,7 +166,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
                     f"[b]$name[/b]  $rate  {_PRESENCE[self._present.get(name)]}\n[dim]$desc[/]",
                     name=name,
                     rate=format_rate(spec.hourly_rate),
-                    desc=spec.description or spec.ref,
+                    desc=one_line(spec.description or spec.ref),
                 ),
                 name,
             )
@@ -205,7 +206,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
         self.query_one("#image-info", Static).update(
             Content.from_markup(
                 "$desc\n[dim]$ref · $cpus CPU · $memory[/]",
-                desc=spec.description or spec.ref,
+                desc=one_line(spec.description or spec.ref),
                 ref=spec.ref,
                 cpus=f"{spec.cpus:g}",
                 memory=format_memory(spec.memory),
@@ -268,7 +269,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
 
     def watch_error(self, error: str) -> None:
         label = self.query_one("#form-error", Static)
-        label.update(Content(error))
+        label.update(Content(one_line(error)))
         label.display = bool(error)
         self.query_one("#provision", Button).disabled = bool(error)
 
@@ -314,7 +315,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
 
     def show_status_text(self, text: str) -> None:
         """A line about what provisioning is doing."""
-        self.query_one("#activity", Static).update(Content(text))
+        self.query_one("#activity", Static).update(Content(one_line(text)))
 
     def show_status(self, lease: Lease) -> None:
         """A lease started from this form moved on."""
@@ -335,7 +336,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
         layers = (
             f"layers {progress.layers_done}/{progress.layers_total}"
             if progress.layers_total
-            else progress.status
+            else one_line(progress.status)  # the registry's words
         )
         amount = f" · {size(current)} / {size(total)}" if total else ""
         self.query_one("#pull-info", Static).update(Content(f"{layers}{amount}"))
@@ -344,4 +345,4 @@ class ProvisionForm(VerticalScroll, can_focus=False):
         """Provisioning ended: hide the progress bar and say how it went."""
         self.remove_class("-pulling")
         self._layers.clear()
-        self.query_one("#activity", Static).update(Content(text))
+        self.query_one("#activity", Static).update(Content(one_line(text)))

@@ -12,6 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from containerlease_tui.models import utcnow
+from containerlease_tui.sanitize import one_line
 
 if TYPE_CHECKING:
     from containerlease_tui.leases import ReaperStatus
@@ -47,7 +48,7 @@ class ReaperState(Widget):
         )
 
     def watch_line(self, line: str) -> None:
-        self.tooltip = line
+        self.tooltip = Content(line)  # a str tooltip would be parsed as markup
 
 
 class StatusBar(Widget):
@@ -100,14 +101,15 @@ class StatusBar(Widget):
         elif not reaper.alive and self.in_app_reaper:
             forms, state.ok = [STARTING], None  # its first heartbeat is on its way
         else:
-            forms, state.ok = reaper.forms(self.now), reaper.alive
+            # The lines name the reapers' hosts, as their heartbeats in Redis say.
+            forms, state.ok = [one_line(f) for f in reaper.forms(self.now)], reaper.alive
         state.line, state.forms = forms[0], tuple(forms)
 
     def _user(self) -> None:
         self.query_one("#status-user", Static).update(
             Content.from_markup(
                 "[dim]│[/] $user [dim]│[/] $clock",
-                user=self.user or "…",
+                user=one_line(self.user or "…"),
                 clock=clock_text(self.now),
             )
         )
