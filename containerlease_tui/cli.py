@@ -554,7 +554,7 @@ def doctor(settings: Settings, as_json: bool) -> None:
         click.echo(json.dumps(report.to_public(), indent=2))
     else:
         for line in report.lines():
-            click.echo(one_line(line))  # host names and errors from outside
+            click.echo(clean(line))  # host names and errors come from outside
     if not report.ok:
         sys.exit(1)
 
