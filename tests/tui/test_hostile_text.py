@@ -178,3 +178,36 @@ async def test_every_string_from_data_is_shown_literally_and_without_controls(
 
     assert any("[@click=app.quit]" in out for out in outputs)
     assert leaks == [], "controls from data reached the terminal"
+
+
+async def test_save_writes_what_is_shown_to_a_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Save takes the lines copy takes (the filtered ones), and says so; a name already taken
+    (a planted link among them) is skipped, never followed."""
+    from .fakes import DEMO_LOGS
+    from .helpers import make
+
+    monkeypatch.chdir(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "containerlease-k7m2x9qa.log").symlink_to(victim)
+    app, _service, toasts = make()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await follow(pilot, "k7m2x9qa")
+        logs = app.main.logs
+        await settle(pilot, lambda: len(logs.lines) == len(DEMO_LOGS))
+        await pilot.press("f", *"orders", "enter", "ctrl+s")
+        first = tmp_path / "containerlease-k7m2x9qa-1.log"
+        await settle(pilot, first.exists, what="the first save")
+        await pilot.press("ctrl+s")
+        second = tmp_path / "containerlease-k7m2x9qa-2.log"
+        await settle(pilot, second.exists, what="the second save")
+        await settle(pilot, lambda: sum("Saved" in t for t, _ in toasts) == 2)
+    wanted = [line for line in DEMO_LOGS if "orders" in line]
+    assert first.read_text().splitlines() == wanted == second.read_text().splitlines()
+    assert victim.read_text() == "precious\n"
+    saved = [t for t, _ in toasts if "Saved" in t]
+    assert saved[0] == f"Saved {len(wanted)} lines (matching 'orders') to {first}"
+    assert str(second) in saved[1]
