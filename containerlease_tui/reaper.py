@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import math
 import os
@@ -66,6 +65,7 @@ from containerlease_tui.models import (
     lease_hours,
     utcnow,
 )
+from containerlease_tui.sanitize import json_line
 from containerlease_tui.store import Charge, LeaseNotFound, LeaseStore, ReaperBeat, StoreError
 
 LOGGER_NAME: Final = "containerlease_tui.reaper"
@@ -235,7 +235,8 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info and record.exc_info[1] is not None and "error" not in out:
             out["error"] = _one_line(record.exc_info[1])
-        return json.dumps(out, default=str, ensure_ascii=False)
+        # Not json.dumps alone: it passes C1 controls and bidi overrides from records through.
+        return json_line(out, default=str)
 
 
 # --- the reaper ----------------------------------------------------------------------------

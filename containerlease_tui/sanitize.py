@@ -22,7 +22,9 @@ Two treatments:
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from typing import Final
 
 REPLACEMENT: Final = "\ufffd"
@@ -103,6 +105,20 @@ def clean_log_line(line: str) -> str:
         return REPLACEMENT if ord(char) > 0x9F else ""
 
     return _UNSAFE.sub(drop, line)
+
+
+_JSON_UNSAFE: Final = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def json_line(value: object, *, default: Callable[[object], object] | None = None) -> str:
+    """``value`` as one line of JSON that is safe on a terminal, readable UTF-8 otherwise.
+
+    ``json.dumps(..., ensure_ascii=False)`` escapes C0 controls but writes DEL, the C1 controls
+    and bidi overrides as they are; those are escaped here too (``\\u009b``), so the JSON means
+    the same and a terminal showing it acts on nothing.
+    """
+    text = json.dumps(value, default=default, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def is_clean(text: str, *, newlines: bool = False, tabs: bool = True) -> bool:

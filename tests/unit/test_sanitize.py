@@ -242,3 +242,21 @@ def test_the_helper_process_is_isolated(tmp_path: Path, monkeypatch: pytest.Monk
     assert repr(str(tmp_path)) not in code and "'relative/dir'" not in code and "''" not in code
     assert "from containerlease_tui.cli import main" in code
     assert "PYTHONPATH" not in cli.helper_env()
+
+
+def test_json_lines_escape_what_json_dumps_lets_through() -> None:
+    import json
+    import logging
+
+    from containerlease_tui.reaper import JsonFormatter
+    from containerlease_tui.sanitize import json_line
+
+    value = {"error": "a\x1b]0;t\x07\x7f\x9b31m\u202e ümlaut"}
+    line = json_line(value)
+    assert json.loads(line) == value
+    assert not UNSAFE.search(line) and "ümlaut" in line
+    record = logging.LogRecord("r", logging.WARNING, __file__, 1, "reap failed", None, None)
+    record.error = value["error"]
+    formatted = JsonFormatter().format(record)
+    assert not UNSAFE.search(formatted)
+    assert json.loads(formatted)["error"] == value["error"]
