@@ -19,7 +19,9 @@ from textual.widgets._toast import Toast
 
 from containerlease_tui.config import ImageSpec
 from containerlease_tui.engine import PullProgress
+from containerlease_tui.leases import ReaperStatus
 from containerlease_tui.models import EventType, FailureKind, LeaseStatus
+from containerlease_tui.store import ReaperBeat
 from containerlease_tui.tui import ContainerLeaseApp, create_app
 from containerlease_tui.tui.messages import ActionDone, HealthChanged, ProvisionFinished
 
@@ -149,7 +151,13 @@ async def test_every_string_from_data_is_shown_literally_and_without_controls(
         app.post_message(ActionDone(f"Could not restart {running.name}: {EVIL}", "error"))
         app.post_message(ProvisionFinished(None, EVIL))
         app.post_message(
-            HealthChanged(False, f"redis {EVIL}", False, f"docker {EVIL}", 1, f"reaper {EVIL}")
+            HealthChanged(
+                False,
+                f"redis {EVIL}",
+                False,
+                f"docker {EVIL}",
+                ReaperStatus((ReaperBeat(host=f"reaper {EVIL}", pid=1),)),
+            )
         )
         await settle(pilot, lambda: app.main.status.reaper_line is not None)
         form = app.main.form
