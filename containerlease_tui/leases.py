@@ -388,7 +388,7 @@ class LeaseService:
         """Give ``span`` of lease-hours back to the owner's daily budget (if there is one)."""
         if self.settings.limits.daily_budget_hours is None or span <= timedelta(0):
             return None
-        return Charge(lease.owner, -lease_hours(span))
+        return Charge(lease.owner, -lease_hours(span), day=lease.created_at)
 
     async def _fail(self, lease_id: str, cid: str | None, reason: str) -> Lease | None:
         """Remove whatever was made and mark the lease failed (unless it was closed already)."""

@@ -1174,7 +1174,11 @@ class Reaper:
             return
         reason = "provisioning stopped: the process provisioning it is gone"
         budget = self.settings.limits.daily_budget_hours
-        refund = Charge(lease.owner, -lease_hours(lease.lifetime)) if budget is not None else None
+        refund = (
+            Charge(lease.owner, -lease_hours(lease.lifetime), day=lease.created_at)
+            if budget is not None
+            else None
+        )
 
         def mutate(current: Lease) -> Lease:
             if current.status not in _PROVISIONING:

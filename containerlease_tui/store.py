@@ -206,6 +206,10 @@ class Charge:
     owner: str
     hours: Decimal
     limit: Decimal | None = None
+    day: datetime | None = None
+    """The UTC day whose budget it books or refunds; None: today. A refund names the day the
+    hours were booked (the lease's ``created_at``), so one that crosses midnight gives them back
+    where they were taken, not to a new day."""
 
 
 def _beat(raw: str | None) -> ReaperBeat | None:
@@ -301,7 +305,10 @@ class LeaseStore:
         k = self.keys
         now = utcnow()
         hours = lease_hours(lease.lifetime)
-        day_end = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=2)
+        # Booked on the lease's own day (its created_at, a moment before now), so a refund can
+        # find the same day again: Charge.day.
+        booked = lease.created_at
+        day_end = datetime(booked.year, booked.month, booked.day, tzinfo=UTC) + timedelta(days=2)
         result: str | list[str] | None = await self._call(
             lambda: self._insert(
                 keys=[
@@ -312,7 +319,7 @@ class LeaseStore:
                     k.leases,
                     k.owner(lease.owner),
                     k.ids,
-                    k.budget(lease.owner, now),
+                    k.budget(lease.owner, booked),
                     k.events,
                     k.names(lease.owner),
                 ],
@@ -408,7 +415,9 @@ class LeaseStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 while True:
                     try:
-                        budget_key = k.budget(charge.owner, utcnow()) if charge else None
+                        budget_key = (
+                            k.budget(charge.owner, charge.day or utcnow()) if charge else None
+                        )
                         watched = [key]
                         if budget_key:
                             watched.append(budget_key)

@@ -535,3 +535,46 @@ async def test_redis_acl_user_and_secret_never_shown(
     finally:
         await admin.acl_deluser(user)
         await admin.aclose()
+
+
+async def test_a_refund_lands_on_the_day_the_hours_were_booked(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    """Booked before midnight UTC, released after it: the unused hours go back to the day they
+    were taken from, and today's budget is untouched (it used to be refunded, so a user could
+    book 4 lease-hours in one day against a budget of 3)."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from containerlease_tui.models import utcnow
+
+    budgeted = settings.model_copy(deep=True)
+    # Room for a lease from 23:59 yesterday to an hour from now, whatever the time of day.
+    budgeted.limits.daily_budget_hours = Decimal("48")
+    owner = f"night{secrets.token_hex(3)}"
+    svc = LeaseService.open(budgeted, user=owner)
+    try:
+        today = utcnow()
+        midnight = datetime(today.year, today.month, today.day, tzinfo=UTC)
+        booked = midnight - timedelta(minutes=1)  # 23:59 yesterday
+        lease = svc.check(ProvisionRequest("busybox", "2h"))
+        lease = lease.model_copy(
+            update={"created_at": booked, "expires_at": today + timedelta(hours=1)}
+        )
+        await svc.store.insert(
+            lease,
+            max_per_user=10,
+            max_total=100,
+            budget_hours=budgeted.limits.daily_budget_hours,
+        )
+        prefix = budgeted.redis.key_prefix
+        yesterday_key = f"{prefix}:budget:{owner}:{booked:%Y%m%d}"
+        today_key = f"{prefix}:budget:{owner}:{today:%Y%m%d}"
+        before = Decimal(await redis_client.get(yesterday_key) or "0")
+        assert before > 0  # the booking is yesterday's
+        await svc.release(lease.id)
+        after = Decimal(await redis_client.get(yesterday_key) or "0")
+        assert after < before  # the unused hour went back to yesterday
+        assert await redis_client.get(today_key) is None  # today's budget untouched
+    finally:
+        await svc.close()
