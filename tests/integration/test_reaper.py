@@ -44,7 +44,7 @@ from containerlease_tui.models import (
     Resources,
     utcnow,
 )
-from containerlease_tui.reaper import NO_REAPER, Reaper, reaper_status
+from containerlease_tui.reaper import NO_REAPER, SWEEP_YOUNG, Reaper, reaper_status
 from containerlease_tui.store import LeaseStore, ReaperBeat
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_containers")]
@@ -607,6 +607,16 @@ async def test_dry_run_changes_nothing(
     )
     containers = set(await our_containers(engine, prefix))
     assert len(containers) == 5
+
+    async def orphan_settled() -> bool:
+        # The sweep leaves a container alone while it may still be being recorded (created
+        # within SWEEP_YOUNG, at Docker's 1 s resolution); on a fast machine this test gets
+        # there sooner than that.
+        listed = {c.id: c for c in await engine.list_leased(instance=prefix)}
+        created = listed[orphan].created_at
+        return created is not None and created < utcnow() - SWEEP_YOUNG - timedelta(seconds=1)
+
+    await wait_for(orphan_settled, 10, "the orphan to be older than the sweep's young window")
 
     async def snapshot() -> dict[str, str]:
         """Every key of this installation, whatever its type, with its whole value."""
