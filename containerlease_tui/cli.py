@@ -73,11 +73,12 @@ def _quiet_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def _ago_or_left(seconds: float) -> str:
-    """A span in words (the shared rounding: :func:`containerlease_tui.display.time_left`)."""
+def _ago_or_left(seconds: float, *, long: bool = False) -> str:
+    """A span as the app shows it (``1 h 59 min``; the shared rounding of
+    :func:`containerlease_tui.display.time_left`), or in words for one value on its own line."""
     if seconds <= 0:
         return "-"
-    return time_left(seconds, long=True)
+    return time_left(seconds, long=long)
 
 
 def _table(leases: list[Lease], now: datetime) -> str:
@@ -433,7 +434,11 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
         clean(
             f"state: {data['state']}"
             + (f"  health: {data['health']}" if data["health"] else "")
-            + (f"  uptime: {_ago_or_left(float(uptime))}" if isinstance(uptime, int) else ""),
+            + (
+                f"  uptime: {_ago_or_left(float(uptime), long=True)}"
+                if isinstance(uptime, int)
+                else ""
+            ),
             tabs=False,
         )
     )

@@ -34,6 +34,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from containerlease_tui.display import CostStyle, cost_style
 from containerlease_tui.durations import Duration, format_duration
 from containerlease_tui.models import NAME_PATTERN, parse_memory
 from containerlease_tui.redact import redact_url as redact_url  # moved; old imports still work
@@ -433,6 +434,26 @@ class SecuritySettings(_Section):
         return value
 
 
+class DisplaySettings(_Section):
+    """How money reads in the app, ``ls`` and ``status`` (JSON keeps plain decimal strings)."""
+
+    currency: str = Field("$", max_length=4)
+    """Put before every cost and rate: ``$0.36/h``; ``""`` for none."""
+    decimals: int = Field(2, ge=0, le=4)
+    """Decimals a cost shows; an amount too small to show that way keeps four."""
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not value.isprintable() or any(ch.isdigit() or ch.isspace() for ch in value):
+            raise ValueError("must be a symbol such as $, € or EUR (no digits, spaces or controls)")
+        return value
+
+    def apply(self) -> None:
+        """Make every cost this process formats read this way (called where settings load)."""
+        cost_style.set(CostStyle(self.currency, self.decimals))
+
+
 class Settings(BaseSettings):
     """All of ContainerLease's configuration."""
 
@@ -469,6 +490,8 @@ class Settings(BaseSettings):
     """Reaper timing."""
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     """Ownership and container hardening."""
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
+    """How costs read."""
 
     @field_validator("images")
     @classmethod
@@ -545,7 +568,9 @@ def load_settings(path: Path | str | None = "auto") -> Settings:
         origin = f"{chosen} (or CONTAINERLEASE_* environment)"
     token = _CONFIG_FILE.set(chosen)
     try:
-        return Settings()
+        settings = Settings()
+        settings.display.apply()
+        return settings
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin)) from None
     except (ValueError, TypeError) as exc:

@@ -13,9 +13,12 @@ the compact form people type (``1h30m``), and parses back.
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Final
 
-__all__ = ["expires_in", "format_cost", "format_rate", "time_left"]
+__all__ = ["CostStyle", "cost_style", "expires_in", "format_cost", "format_rate", "time_left"]
 
 _UNITS: tuple[tuple[int, str, str], ...] = (
     (86400, "d", "day"),
@@ -25,7 +28,20 @@ _UNITS: tuple[tuple[int, str, str], ...] = (
 )
 _HOUR = 3600
 _MINUTE = 60
-_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class CostStyle:
+    """How money reads: the ``[display]`` settings (``currency``, ``decimals``)."""
+
+    currency: str = "$"
+    decimals: int = 2
+
+
+# Set once from the settings by whoever loaded them (``load_settings``, the app); a ContextVar
+# rather than a parameter so every formatter call site stays one obvious call.
+DEFAULT_STYLE: Final = CostStyle()
+cost_style: ContextVar[CostStyle] = ContextVar("cost_style", default=DEFAULT_STYLE)
 
 
 def _words(parts: list[tuple[int, str]], long: bool) -> str:
@@ -71,19 +87,21 @@ def expires_in(seconds: float) -> str:
 
 
 def format_cost(value: Decimal) -> str:
-    """Money with cents; sub-cent amounts keep four decimals so they do not read as zero."""
-    if value == 0:
-        return "0.00"
-    if abs(value) < _CENT:
-        return f"{value:.4f}"
-    return f"{value:.2f}"
+    """Money as configured (``$0.12``); an amount too small for that many decimals keeps four,
+    so it does not read as zero."""
+    style = cost_style.get()
+    places = style.decimals
+    if value != 0 and abs(value) < Decimal(1).scaleb(-places):
+        places = max(places, 4)
+    sign = "-" if value < 0 else ""
+    return f"{sign}{style.currency}{abs(value):.{places}f}"
 
 
 def format_rate(value: Decimal) -> str:
-    """An hourly rate as configured, without trailing zeros beyond the cents: ``0.36/h``."""
+    """An hourly rate as configured, kept to its own precision but at least the configured
+    decimals: ``$0.36/h``, ``$0.015/h``."""
+    style = cost_style.get()
     text = f"{value.normalize():f}"
-    if "." not in text:
-        text += ".00"
-    elif len(text.split(".", 1)[1]) == 1:
-        text += "0"
-    return f"{text}/h"
+    whole, _, frac = text.partition(".")
+    frac = frac.ljust(style.decimals, "0")
+    return f"{style.currency}{whole}{'.' if frac else ''}{frac}/h"

@@ -146,6 +146,7 @@ class ContainerLeaseApp(App[None]):
     ) -> None:
         super().__init__()
         self.settings = settings
+        settings.display.apply()
         self.service: LeaseService | None = None
         self._given_service = service
         self._user = user

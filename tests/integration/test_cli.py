@@ -89,7 +89,7 @@ def test_provision_ls_extend_rm(cli: Cli, redis_url: str, key_prefix: str) -> No
 
     human = cli("ls")
     assert human.returncode == 0
-    assert "TIME LEFT" in human.stdout and "api" in human.stdout and "minutes" in human.stdout
+    assert "TIME LEFT" in human.stdout and "api" in human.stdout and " min" in human.stdout
 
     logs = cli("logs", lease["id"][:4], "--tail", "5")
     assert logs.returncode == 0 and "tick" in logs.stdout

@@ -394,10 +394,10 @@ async def test_image_options_show_description_and_presence_and_refresh_after_a_p
         form = app.main.form
         await settle(pilot, lambda: all(v is not None for v in form._present.values()))
         texts = _option_texts(form)
-        assert texts[0] == "ubuntu  0.04/h  local\nUbuntu 24.04 LTS"
-        assert texts[2] == "python  0.12/h  will pull\nPython 3.12 with Jupyter"
+        assert texts[0] == "ubuntu  $0.04/h  local\nUbuntu 24.04 LTS"
+        assert texts[2] == "python  $0.12/h  will pull\nPython 3.12 with Jupyter"
         picked = form.query_one("#image", Select).query_one("SelectCurrent")
-        assert "ubuntu  0.04/h  local" in str(picked.query_one("#label").render())
+        assert "ubuntu  $0.04/h  local" in str(picked.query_one("#label").render())
 
         form.query_one("#image", Select).value = "python"
         await pilot.click("#name")
@@ -407,7 +407,7 @@ async def test_image_options_show_description_and_presence_and_refresh_after_a_p
         service.engine.present.add("python:3.12")  # type: ignore[attr-defined]
         service.pull_gate.set()
         await settle(pilot, lambda: len(calls) > before, what="the images to be reloaded")
-        await settle(pilot, lambda: _option_texts(form)[2].startswith("python  0.12/h  local"))
+        await settle(pilot, lambda: _option_texts(form)[2].startswith("python  $0.12/h  local"))
         assert form.image == "python"  # the choice survives the refresh
 
 

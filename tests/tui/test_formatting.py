@@ -30,12 +30,12 @@ def test_time_left_is_short_and_never_rounds_up(seconds: float, text: str) -> No
 
 
 def test_money_and_rates() -> None:
-    assert money(Decimal("0")) == "0.00"
-    assert money(Decimal("0.0020")) == "0.0020"
-    assert money(Decimal("1.234")) == "1.23"
-    assert rate(Decimal("0.040000")) == "0.04/h"
-    assert rate(Decimal("0.1")) == "0.10/h"
-    assert rate(Decimal("2")) == "2.00/h"
+    assert money(Decimal("0")) == "$0.00"
+    assert money(Decimal("0.0020")) == "$0.0020"
+    assert money(Decimal("1.234")) == "$1.23"
+    assert rate(Decimal("0.040000")) == "$0.04/h"
+    assert rate(Decimal("0.1")) == "$0.10/h"
+    assert rate(Decimal("2")) == "$2.00/h"
     assert clock_text(NOW) == "12:00:00 UTC"
 
 

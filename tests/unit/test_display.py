@@ -6,8 +6,10 @@ from decimal import Decimal
 
 import humanize
 import pytest
+from pydantic import ValidationError
 
-from containerlease_tui.display import expires_in, format_cost, format_rate, time_left
+from containerlease_tui.config import DisplaySettings, Settings
+from containerlease_tui.display import cost_style, expires_in, format_cost, format_rate, time_left
 
 
 @pytest.mark.parametrize(
@@ -67,14 +69,39 @@ def test_expires_in_rounds_up_to_the_warning_point(seconds: float, text: str) ->
     assert expires_in(seconds) == text
 
 
-def test_costs_and_rates() -> None:
-    assert format_cost(Decimal("0")) == "0.00"
-    assert format_cost(Decimal("0.0000")) == "0.00"
-    assert format_cost(Decimal("0.0020")) == "0.0020"
-    assert format_cost(Decimal("0.1200")) == "0.12"
-    assert format_cost(Decimal("1.234")) == "1.23"
-    assert format_cost(Decimal("12")) == "12.00"
-    assert format_rate(Decimal("0.040000")) == "0.04/h"
-    assert format_rate(Decimal("0.1")) == "0.10/h"
-    assert format_rate(Decimal("2")) == "2.00/h"
-    assert format_rate(Decimal("0.005")) == "0.005/h"
+def test_costs_and_rates_read_in_dollars_by_default() -> None:
+    assert format_cost(Decimal("0")) == "$0.00"
+    assert format_cost(Decimal("0.0000")) == "$0.00"
+    assert format_cost(Decimal("0.0020")) == "$0.0020"
+    assert format_cost(Decimal("0.1200")) == "$0.12"
+    assert format_cost(Decimal("1.234")) == "$1.23"
+    assert format_cost(Decimal("12")) == "$12.00"
+    assert format_rate(Decimal("0.040000")) == "$0.04/h"
+    assert format_rate(Decimal("0.1")) == "$0.10/h"
+    assert format_rate(Decimal("2")) == "$2.00/h"
+    assert format_rate(Decimal("0.005")) == "$0.005/h"
+    assert format_cost(Decimal("-0.5")) == "-$0.50"
+
+
+def test_costs_follow_the_display_settings() -> None:
+    """`[display]` currency and decimals reach every formatted cost, once set where settings
+    load; a sub-unit amount still keeps four decimals so it never reads as zero."""
+    settings = Settings(display=DisplaySettings(currency="EUR", decimals=0))
+    token = cost_style.set(cost_style.get())  # restore whatever the test started with
+    try:
+        settings.display.apply()
+        assert format_cost(Decimal("12.40")) == "EUR12"
+        assert format_cost(Decimal("0.36")) == "EUR0.3600"
+        assert format_rate(Decimal("0.36")) == "EUR0.36/h"
+        assert format_rate(Decimal("2")) == "EUR2/h"
+        DisplaySettings(currency="", decimals=3).apply()
+        assert format_cost(Decimal("1.2")) == "1.200"
+    finally:
+        cost_style.reset(token)
+    assert format_cost(Decimal("1")) == "$1.00"
+
+
+@pytest.mark.parametrize("currency", ["1$", "a b", "\x1b[31m", "EUROS"])
+def test_a_currency_that_would_garble_a_cost_is_refused(currency: str) -> None:
+    with pytest.raises(ValidationError):
+        DisplaySettings(currency=currency)
