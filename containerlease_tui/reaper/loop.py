@@ -54,13 +54,9 @@ class Reaper:
         dry_run: bool = False,
         log: logging.Logger | None = None,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.engine = engine
         self.mode = mode
-        self.dry_run = dry_run
-        self.log = log or logging.getLogger(LOGGER_NAME)
-        ctx = self._ctx = ReaperContext(settings, store, engine, dry_run=dry_run, log=self.log)
+        log = log or logging.getLogger(LOGGER_NAME)
+        ctx = self._ctx = ReaperContext(settings, store, engine, dry_run=dry_run, log=log)
         self.claims = Claims(ctx)
         self.heartbeat = Heartbeat(ctx, mode)
         self.beat = self.heartbeat.beat
@@ -70,6 +66,41 @@ class Reaper:
         self.sweeper = Sweeper(ctx, self.claims, self.heartbeat, remover)
         self.last_result: PassResult | None = None
         self._wake: asyncio.Event | None = None
+
+    # The jobs read these from the shared context, so assigning one here (as a test swaps in
+    # another store) reaches every job.
+
+    @property
+    def settings(self) -> Settings:
+        return self._ctx.settings
+
+    @property
+    def store(self) -> LeaseStore:
+        return self._ctx.store
+
+    @store.setter
+    def store(self, store: LeaseStore) -> None:
+        self._ctx.store = store
+
+    @property
+    def engine(self) -> Engine:
+        return self._ctx.engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        self._ctx.engine = engine
+
+    @property
+    def dry_run(self) -> bool:
+        return self._ctx.dry_run
+
+    @property
+    def log(self) -> logging.Logger:
+        return self._ctx.log
+
+    @log.setter
+    def log(self, log: logging.Logger) -> None:
+        self._ctx.log = log
 
     # --- public API ------------------------------------------------------------------------
 
