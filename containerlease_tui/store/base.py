@@ -12,6 +12,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 
 from containerlease_tui.config import Settings
 from containerlease_tui.store import scripts
@@ -36,14 +37,16 @@ def connect(settings: Settings) -> aioredis.Redis:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=2),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=15,
-        **extra,  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]  # from_url types each keyword; these are valid
     )
 
 
-async def run_script(script: AsyncScript, keys: Sequence[str], args: Sequence[object]) -> object:
+async def run_script(
+    script: AsyncScript, keys: Sequence[str], args: Sequence[EncodableT]
+) -> object:
     """Run a registered script (redis-py leaves its reply unannotated: here it is ``object``,
     for the caller to narrow)."""
-    reply: object = await script(keys=keys, args=args)  # type: ignore[arg-type]
+    reply: object = await script(keys=keys, args=args)
     return reply
 
 

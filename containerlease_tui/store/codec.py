@@ -12,11 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from redis.typing import EncodableT
+
 from containerlease_tui.models import EventType, Lease, LeaseEvent
 from containerlease_tui.store.errors import StoreError
 
 MAX_EVENT_DETAIL = 500
 """Characters of an event's ``detail`` kept in the stream."""
+
+Fields = dict[EncodableT, EncodableT]
+"""Hash or stream-entry fields, typed as redis-py takes them (its mappings are invariant)."""
 
 
 def ts(value: datetime) -> float:
@@ -31,7 +36,7 @@ def from_ts(score: float) -> datetime:
 # --- lease records ---------------------------------------------------------------------------
 
 
-def record_fields(lease: Lease) -> dict[str, str]:
+def record_fields(lease: Lease) -> Fields:
     """The hash fields an update writes (the insert script also writes ``owner``)."""
     return {"data": lease.model_dump_json(), "status": lease.status.value}
 
@@ -43,9 +48,7 @@ def decode_lease(raw: str) -> Lease:
 # --- events ----------------------------------------------------------------------------------
 
 
-def event_fields(
-    event: EventType, lease_id: str, owner: str, detail: str, at: datetime
-) -> dict[str, str]:
+def event_fields(event: EventType, lease_id: str, owner: str, detail: str, at: datetime) -> Fields:
     return {
         "type": event.value,
         "lease": lease_id,

@@ -43,7 +43,7 @@ def queue_event(
     """Queue one event on ``pipe`` (in the transaction of the change it reports, if any)."""
     pipe.xadd(
         stream,
-        event_fields(event, lease_id, owner, detail, utcnow()),  # type: ignore[arg-type]
+        event_fields(event, lease_id, owner, detail, utcnow()),
         maxlen=maxlen,
         approximate=True,
     )

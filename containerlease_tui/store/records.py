@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from redis.typing import EncodableT
+
 from containerlease_tui.models import EventType, Lease, utcnow
 from containerlease_tui.store import scripts
 from containerlease_tui.store.base import StoreBase, run_script
@@ -93,7 +95,7 @@ class LeaseRecords(StoreBase):
             k.events,
             k.names(lease.owner),
         ]
-        args: list[object] = [
+        args: list[EncodableT] = [
             lease.id,
             lease.model_dump_json(),
             lease.status.value,
@@ -218,7 +220,7 @@ class LeaseRecords(StoreBase):
 
     def _write(self, pipe: Pipeline, lease: Lease, event: EventType | None, detail: str) -> None:
         """Queue the record, its indexes and ``event`` (if any) on ``pipe`` (after MULTI)."""
-        pipe.hset(self.keys.lease(lease.id), mapping=record_fields(lease))  # type: ignore[arg-type]
+        pipe.hset(self.keys.lease(lease.id), mapping=record_fields(lease))
         self._write_indexes(pipe, lease)
         if event is not None:
             queue_event(pipe, self.keys.events, self._maxlen, event, lease.id, lease.owner, detail)
