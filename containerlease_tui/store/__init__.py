@@ -24,6 +24,7 @@ from containerlease_tui.store.budget import BUDGET_SLACK, Charge
 from containerlease_tui.store.coordination import ReaperBeat
 from containerlease_tui.store.errors import (
     LeaseBusy,
+    LeaseContended,
     LeaseNotFound,
     NameTaken,
     QuotaExceeded,
@@ -43,6 +44,7 @@ __all__ = [
     "EventBatch",
     "Keys",
     "LeaseBusy",
+    "LeaseContended",
     "LeaseNotFound",
     "LeaseStatus",
     "LeaseStore",

@@ -38,6 +38,11 @@ class LeaseBusy(StoreError):
     removed), or it kept changing under every attempt of an optimistic update."""
 
 
+class LeaseContended(LeaseBusy):
+    """The lease's record (or another watched key) changed under every attempt of an
+    optimistic update (``transaction.MAX_WATCH_CONFLICTS``); nothing was written."""
+
+
 def short(exc: BaseException) -> str:
     """The first line of an exception's text (at most 200 characters), or its type's name."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

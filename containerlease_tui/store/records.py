@@ -168,8 +168,8 @@ class LeaseRecords(StoreBase):
         further events written in the same transaction (e.g. ``expired`` then ``reaped``).
         ``unclaimed`` refuses (:class:`LeaseBusy`) while a reaper holds a claim on the lease,
         so a change cannot slip in between a reaper's decision and its removal. A record that
-        keeps changing under every attempt (see ``transaction.MAX_WATCH_CONFLICTS``) also
-        raises :class:`LeaseBusy`, with nothing written.
+        keeps changing under every attempt (see ``transaction.MAX_WATCH_CONFLICTS``) raises
+        :class:`LeaseContended` (a :class:`LeaseBusy`), with nothing written.
         """
         k = self.keys
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from redis.exceptions import WatchError
 
-from containerlease_tui.store.errors import LeaseBusy
+from containerlease_tui.store.errors import LeaseContended
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 MAX_WATCH_CONFLICTS: Final = 25
-"""Attempts before an optimistic change gives up with :class:`LeaseBusy`. A conflict means
+"""Attempts before an optimistic change gives up with :class:`LeaseContended` (a
+:class:`LeaseBusy`). A conflict means
 another writer changed a watched key between the read and the write; 25 in a row is not
 contention any more but a key that never holds still (a runaway writer), and retrying forever
 would hang the caller."""
@@ -30,7 +31,8 @@ async def optimistic(
 
     ``attempt`` WATCHes what it reads, reads it, calls ``pipe.multi()``, queues its writes and
     executes them; anything it raises before EXEC leaves nothing written. After
-    :data:`MAX_WATCH_CONFLICTS` conflicts it raises :class:`LeaseBusy` naming ``what``.
+    :data:`MAX_WATCH_CONFLICTS` conflicts it raises :class:`LeaseContended` (a
+    :class:`LeaseBusy`) naming ``what``.
     """
     async with client.pipeline(transaction=True) as pipe:
         for _ in range(MAX_WATCH_CONFLICTS):
@@ -38,7 +40,7 @@ async def optimistic(
                 return await attempt(pipe)
             except WatchError:
                 continue  # execute() has reset the pipeline: WATCH and read again
-    raise LeaseBusy(
+    raise LeaseContended(
         f"{what} kept changing while being updated ({MAX_WATCH_CONFLICTS} conflicting writes "
         "in a row); nothing was changed, try again"
     )

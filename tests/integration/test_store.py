@@ -12,7 +12,13 @@ import redis.asyncio as aioredis
 
 from containerlease_tui.config import Settings
 from containerlease_tui.models import EventType, Lease, LeaseStatus, utcnow
-from containerlease_tui.store import MAX_WATCH_CONFLICTS, LeaseBusy, LeaseNotFound, LeaseStore
+from containerlease_tui.store import (
+    MAX_WATCH_CONFLICTS,
+    LeaseBusy,
+    LeaseContended,
+    LeaseNotFound,
+    LeaseStore,
+)
 from tests.store_helpers import events_for
 
 
@@ -62,8 +68,10 @@ async def test_update_under_endless_contention_raises_lease_busy(
         other_client.hset(key, "touched", str(attempts))  # invalidates this attempt's WATCH
         return current.transition(LeaseStatus.RELEASED)
 
-    with pytest.raises(LeaseBusy, match="kept changing"):
+    with pytest.raises(LeaseBusy, match="kept changing") as caught:
         await store.update(lease.id, mutate, event=EventType.RELEASED)
+
+    assert isinstance(caught.value, LeaseContended)
 
     assert attempts == MAX_WATCH_CONFLICTS
     assert other_client.hget(key, "touched") == str(MAX_WATCH_CONFLICTS)
