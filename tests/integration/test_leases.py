@@ -36,6 +36,7 @@ from containerlease_tui.leases import (
     ServiceUnavailable,
 )
 from containerlease_tui.models import EventType, FailureKind, Lease, LeaseStatus, utcnow
+from tests.store_helpers import active_count, budget_used, events_for
 
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 
@@ -72,7 +73,7 @@ async def test_provision_runs_with_labels_and_limits(
     assert host["NanoCpus"] == 500_000_000
     assert host["PidsLimit"] == 64
     assert host["RestartPolicy"]["Name"] == "no"
-    events = [e.type for e in await service.store.events_for(lease.id)]
+    events = [e.type for e in await events_for(service.store, lease.id)]
     assert events == [EventType.CREATED, EventType.CREATING, EventType.RUNNING]
 
 
@@ -88,9 +89,9 @@ async def test_extend_release_and_event_order(
     released = await service.release(lease.name)
     assert released.status is LeaseStatus.RELEASED
     assert await _our_containers(docker, service.settings.redis.key_prefix) == []
-    assert await service.store.active_count("alice") == 0
+    assert await active_count(service.store, "alice") == 0
     assert await service.store.due(extended.expires_at + timedelta(days=1)) == []
-    events = [e.type for e in await service.store.events_for(lease.id)]
+    events = [e.type for e in await events_for(service.store, lease.id)]
     assert events == [
         EventType.CREATED,
         EventType.CREATING,
@@ -136,7 +137,7 @@ async def test_bad_input_changes_nothing(
     with pytest.raises(InvalidInput, match=message):
         await service.provision(req)
     assert await service.list(all_users=True) == []
-    assert await service.store.active_count() == 0
+    assert await active_count(service.store) == 0
     assert await _our_containers(docker, service.settings.redis.key_prefix) == []
 
 
@@ -191,7 +192,7 @@ async def test_same_name_race_has_one_winner(service: LeaseService) -> None:
     winners = [r for r in results if isinstance(r, Lease)]
     losers = [r for r in results if isinstance(r, InvalidInput)]
     assert len(winners) == 1 and len(losers) == 9, results
-    assert await service.store.active_count("alice") == 1
+    assert await active_count(service.store, "alice") == 1
 
 
 async def test_failed_pull_cleans_up(service: LeaseService, docker: aiodocker.Docker) -> None:
@@ -202,9 +203,9 @@ async def test_failed_pull_cleans_up(service: LeaseService, docker: aiodocker.Do
     assert failed.error and "registry.invalid" in failed.error
     assert failed.failure is FailureKind.PROVISION
     assert caught.value.reason == failed.error
-    assert await service.store.active_count() == 0
+    assert await active_count(service.store) == 0
     assert await _our_containers(docker, service.settings.redis.key_prefix) == []
-    events = [e.type for e in await service.store.events_for(failed.id)]
+    events = [e.type for e in await events_for(service.store, failed.id)]
     assert events == [EventType.CREATED, EventType.PULLING, EventType.FAILED]
 
 
@@ -215,7 +216,7 @@ async def test_daemon_unreachable(settings: Settings, tmp_path: Path) -> None:
     try:
         with pytest.raises(ProvisionFailed, match="unreachable"):
             await svc.provision(ProvisionRequest("busybox", "10m"))
-        assert await svc.store.active_count() == 0
+        assert await active_count(svc.store) == 0
     finally:
         await svc.close()
 
@@ -243,7 +244,7 @@ async def test_fifty_at_once(settings: Settings, docker: aiodocker.Docker) -> No
         containers = await _our_containers(docker, settings.redis.key_prefix)
         assert len(containers) == 50
         assert {c["Labels"][LABEL_LEASE] for c in containers} == {x.id for x in leases}
-        assert await svc.store.active_count() == 50
+        assert await active_count(svc.store) == 50
     finally:
         await svc.close()
 
@@ -263,7 +264,7 @@ async def test_race_for_last_slot(settings: Settings) -> None:
         losers = [r for r in results if isinstance(r, QuotaError)]
         assert len(winners) == 1
         assert len(losers) == 5
-        assert await svcs[0].store.active_count() == 3
+        assert await active_count(svcs[0].store) == 3
     finally:
         for s in svcs:
             await s.close()
@@ -371,13 +372,13 @@ async def test_budget_is_given_back_by_failures_and_early_releases(settings: Set
         for _ in range(3):  # 3 x 30 min would overflow the budget if failures kept their hours
             with pytest.raises(ProvisionFailed):
                 await svc.provision(ProvisionRequest("offline", "30m"))
-        assert await svc.store.budget_used("alice") == 0
+        assert await budget_used(svc.store, "alice") == 0
         lease = await svc.provision(ProvisionRequest("busybox", "40m"))
-        assert abs(await svc.store.budget_used("alice") - Decimal(40) / 60) < Decimal("0.001")
+        assert abs(await budget_used(svc.store, "alice") - Decimal(40) / 60) < Decimal("0.001")
         with pytest.raises(QuotaError, match="daily budget"):
             await svc.provision(ProvisionRequest("busybox", "30m"))
         await svc.release(lease.id)
-        assert await svc.store.budget_used("alice") < Decimal("0.01")  # seconds were used
+        assert await budget_used(svc.store, "alice") < Decimal("0.01")  # seconds were used
         again = await svc.provision(ProvisionRequest("busybox", "50m"))
         assert again.status is LeaseStatus.RUNNING
     finally:
@@ -407,7 +408,7 @@ async def test_provision_pulls_an_image_it_lacks(
             LeaseStatus.RUNNING,
         ]
         assert any(p.status == "Downloading" and p.total > 0 for p in progress)
-        events = [e.type for e in await svc.store.events_for(lease.id)]
+        events = [e.type for e in await events_for(svc.store, lease.id)]
         assert events == [
             EventType.CREATED,
             EventType.PULLING,

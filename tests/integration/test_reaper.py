@@ -46,6 +46,7 @@ from containerlease_tui.models import (
 )
 from containerlease_tui.reaper import NO_REAPER, SWEEP_YOUNG, Reaper, reaper_status
 from containerlease_tui.store import LeaseStore, ReaperBeat
+from tests.store_helpers import active_count, events_for, read_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_containers")]
 
@@ -191,7 +192,7 @@ async def scheduled(store: LeaseStore) -> set[str]:
 
 async def events_by_lease(store: LeaseStore) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for event in await store.read_events("0", count=100_000):
+    for event in await read_events(store, "0", count=100_000):
         out.setdefault(event.lease, []).append(event.type.value)
     return out
 
@@ -372,7 +373,7 @@ async def test_short_lease_is_reaped_within_a_second_of_its_deadline(
 
         await wait_for(closed, 5, "the lease to be expired")
 
-    events = await store.events_for(lease.id)
+    events = await events_for(store, lease.id)
     assert [e.type for e in events] == [
         EventType.CREATED,
         EventType.RUNNING,
@@ -710,7 +711,7 @@ async def test_flushall_labelled_containers_still_go_and_others_are_never_touche
     events = await events_by_lease(store)
     for lease in short:
         assert events[lease.id] == ["reaped"]
-    details = [e.detail for e in await store.read_events("0") if e.type is EventType.REAPED]
+    details = [e.detail for e in await read_events(store, "0") if e.type is EventType.REAPED]
     assert all(d.startswith("orphan container ") for d in details)
     assert long.id not in events and "foreign2" not in events
 
@@ -758,7 +759,7 @@ async def test_docker_unreachable_lease_fails_then_is_reaped_on_recovery(
         await proxy.stop()
         await flaky.close()
     assert await engine.inspect(lease.docker_id) is None
-    assert [e.type for e in await store.events_for(lease.id)] == [
+    assert [e.type for e in await events_for(store, lease.id)] == [
         EventType.CREATED,
         EventType.RUNNING,
         EventType.FAILED,
@@ -929,7 +930,7 @@ async def test_sweep_removes_the_container_of_a_closed_lease(
     await wait_for(gone, 10, "the closed lease's container to be swept", pause=0.2)
     assert swept == 1
     assert await engine.inspect(alive.docker_id) is not None
-    events = [e for e in await store.events_for(closed.id) if e.type is EventType.REAPED]
+    events = [e for e in await events_for(store, closed.id) if e.type is EventType.REAPED]
     assert [e.detail for e in events] == [f"orphan container {closed.docker_id[:12]} removed"]
 
 
@@ -1031,7 +1032,7 @@ async def test_sweep_fails_a_provision_whose_process_died(
         container_spec(settings, crashed.container_name, labels_for(crashed, prefix))
     )
     assert await store.provisioning_start(working.id, timedelta(seconds=30))
-    assert await store.active_count("alice") == 2
+    assert await active_count(store, "alice") == 2
 
     result = await Reaper(settings, store, engine, mode="test").run_once()
 
@@ -1042,6 +1043,6 @@ async def test_sweep_fails_a_provision_whose_process_died(
     assert await engine.inspect(orphan) is None
     still = await store.get(working.id)
     assert still is not None and still.status is LeaseStatus.PENDING
-    assert await store.active_count("alice") == 1  # the crashed one's quota slot is free
+    assert await active_count(store, "alice") == 1  # the crashed one's quota slot is free
     assert result.swept >= 1
-    assert EventType.FAILED in [e.type for e in await store.events_for(crashed.id)]
+    assert EventType.FAILED in [e.type for e in await events_for(store, crashed.id)]

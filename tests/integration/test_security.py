@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 from containerlease_tui.config import Settings, load_settings
 from containerlease_tui.engine import LABEL_INSTANCE
 from containerlease_tui.leases import InvalidInput, LeaseService, ProvisionRequest, QuotaError
+from tests.store_helpers import active_count
 
 pytestmark = pytest.mark.usefixtures("cleanup_containers")
 USERS = ("cl-alice", "cl-bob", "cl-admin")
@@ -415,7 +416,7 @@ async def test_parallel_provisions_respect_the_user_quota(settings: Settings) ->
         won = [r for r in results if not isinstance(r, BaseException)]
         assert len(won) == 3
         assert all(isinstance(r, QuotaError) for r in results if isinstance(r, BaseException))
-        assert await services[0].store.active_count("racer") == 3
+        assert await active_count(services[0].store, "racer") == 3
         assert len(await services[0].list()) == 3
     finally:
         for s in services:

@@ -27,6 +27,7 @@ from containerlease_tui.leases import LeaseService, ProvisionRequest
 from containerlease_tui.models import EventType, Lease, LeaseStatus, utcnow
 from containerlease_tui.tui import ContainerLeaseApp, create_app
 from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen
+from tests.store_helpers import events_for
 
 from .helpers import settle
 
@@ -91,7 +92,7 @@ async def processes(config_file: Path) -> AsyncIterator[Process]:
 
 async def _event_at(service: LeaseService, lease_id: str, type: EventType) -> datetime:
     """When the store recorded ``type`` for the lease (the ``at`` of the stream entry)."""
-    for event in await service.store.events_for(lease_id):
+    for event in await events_for(service.store, lease_id):
         if event.type is type:
             return event.at
     raise AssertionError(f"no {type.value} event for {lease_id}")

@@ -1,0 +1,176 @@
+"""Coordination between processes: reaper claims on due leases, expiry warnings sent once,
+reaper heartbeats, and provisioning liveness — short-lived keys with TTLs, never records."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from containerlease_tui.models import utcnow
+from containerlease_tui.store.base import StoreBase, run_script
+from containerlease_tui.store.codec import optional_text, texts
+
+
+@dataclass
+class ReaperBeat:
+    """A reaper's heartbeat: who it is and what it has done."""
+
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    version: str = ""
+    mode: str = "headless"
+    started_at: str = field(default_factory=lambda: utcnow().isoformat())
+    last_seen: str = field(default_factory=lambda: utcnow().isoformat())
+    last_pass: str | None = None
+    passes: int = 0
+    reaped: int = 0
+    failed: int = 0
+    ttl_seconds: float = 30.0
+
+    @property
+    def key(self) -> str:
+        """Its member name in ``Keys.reapers`` (``Keys.reaper(key)`` is its own key)."""
+        return f"{self.host}:{self.pid}"
+
+    @property
+    def last_seen_at(self) -> datetime:
+        return datetime.fromisoformat(self.last_seen)
+
+
+def decode_beat(raw: str | None) -> ReaperBeat | None:
+    if not raw:
+        return None
+    try:
+        return ReaperBeat(**json.loads(raw))
+    except (TypeError, ValueError):
+        return None  # written by another version: treat as absent
+
+
+def _ms(ttl: timedelta) -> int:
+    return max(1, int(ttl.total_seconds() * 1000))
+
+
+class Coordination(StoreBase):
+    """Claims, warnings, heartbeats and provisioning liveness."""
+
+    # --- reaper claims ---------------------------------------------------------------------
+
+    async def claim(self, lease_id: str, ttl: timedelta) -> str | None:
+        """Claim a due lease for one reaper: a random token if won, else None."""
+        token = secrets.token_hex(16)
+        ok = await self._call(
+            lambda: self.redis.set(
+                self.keys.claim(lease_id), token, nx=True, px=int(ttl.total_seconds() * 1000)
+            )
+        )
+        return token if ok else None
+
+    async def release_claim(self, lease_id: str, token: str) -> bool:
+        """Drop the claim if ``token`` still holds it (True: it did)."""
+        reply = await self._call(
+            run_script, self._release_claim, [self.keys.claim(lease_id)], [token]
+        )
+        return bool(reply)
+
+    async def extend_claim(self, lease_id: str, token: str, ttl: timedelta) -> bool:
+        """Keep the claim for another ``ttl`` if ``token`` still holds it (True: it did)."""
+        reply = await self._call(
+            run_script,
+            self._extend_claim,
+            [self.keys.claim(lease_id)],
+            [token, int(ttl.total_seconds() * 1000)],
+        )
+        return bool(reply)
+
+    async def warn_once(self, lease_id: str, before: timedelta, ttl: timedelta) -> bool:
+        """True the first time this warning point is reached for this lease."""
+        ok = await self._call(
+            lambda: self.redis.set(
+                self.keys.warned(lease_id, before),
+                "1",
+                nx=True,
+                ex=max(1, int(ttl.total_seconds())),
+            )
+        )
+        return bool(ok)
+
+    # --- reaper heartbeats -----------------------------------------------------------------
+
+    async def heartbeat(self, beat: ReaperBeat) -> None:
+        """Refresh this reaper's key (it expires by itself ``ttl_seconds`` after the last beat)."""
+        beat.last_seen = utcnow().isoformat()
+        k = self.keys
+        ttl_ms = max(1, int(beat.ttl_seconds * 1000))
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(k.reaper(beat.key), json.dumps(asdict(beat)), px=ttl_ms)
+                pipe.sadd(k.reapers, beat.key)
+                await pipe.execute()
+
+        await self._call(run)
+
+    async def drop_heartbeat(self, beat: ReaperBeat) -> None:
+        k = self.keys
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(k.reaper(beat.key))
+                pipe.srem(k.reapers, beat.key)
+                await pipe.execute()
+
+        await self._call(run)
+
+    async def reapers(self) -> list[ReaperBeat]:
+        """Reapers whose heartbeat key has not expired; index entries of dead ones are dropped."""
+        k = self.keys
+        members = sorted(texts(await self._call(self.redis.smembers, k.reapers)))
+        if not members:
+            return []
+        raws = await self._call(self.redis.mget, [k.reaper(member) for member in members])
+        alive: list[ReaperBeat] = []
+        dead: list[str] = []
+        for member, raw in zip(members, raws, strict=True):
+            beat = decode_beat(optional_text(raw))
+            if beat is None:
+                dead.append(member)
+            else:
+                alive.append(beat)
+        if dead:
+            await self._call(self.redis.srem, k.reapers, *dead)
+        return alive
+
+    # --- provisioning liveness -------------------------------------------------------------
+
+    async def provisioning_start(self, lease_id: str, ttl: timedelta) -> bool:
+        """Become the one process provisioning this lease (False: another one is)."""
+        ok = await self._call(
+            lambda: self.redis.set(
+                self.keys.provisioning(lease_id),
+                f"{socket.gethostname()}:{os.getpid()}",
+                nx=True,
+                px=_ms(ttl),
+            )
+        )
+        return bool(ok)
+
+    async def provisioning_beat(self, lease_id: str, ttl: timedelta) -> None:
+        """Still provisioning: keep the key from :meth:`provisioning_start` alive for ``ttl``."""
+        await self._call(self.redis.pexpire, self.keys.provisioning(lease_id), _ms(ttl))
+
+    async def provisioning_done(self, lease_id: str) -> None:
+        await self._call(self.redis.delete, self.keys.provisioning(lease_id))
+
+    async def provisioning_alive(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` some live process is provisioning right now."""
+        if not ids:
+            return set()
+        raws = await self._call(
+            self.redis.mget, [self.keys.provisioning(lease_id) for lease_id in ids]
+        )
+        return {lease_id for lease_id, raw in zip(ids, raws, strict=True) if raw}
