@@ -76,6 +76,7 @@ from containerlease_tui.store import (
     Charge,
     EventBatch,
     LeaseBusy,
+    LeaseContended,
     LeaseStore,
     NameTaken,
     QuotaExceeded,
@@ -195,6 +196,8 @@ def _translated() -> Iterator[None]:
         raise QuotaError(str(exc)) from None
     except NameTaken as exc:
         raise InvalidInput(str(exc), "name") from None
+    except LeaseContended as exc:  # the record kept changing under us: nothing was done
+        raise LeaseError(str(exc)) from None
     except LeaseBusy as exc:
         raise LeaseError(f"{exc}: it has expired") from None
     except (StoreUnavailable, EngineUnavailable) as exc:

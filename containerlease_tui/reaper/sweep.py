@@ -38,7 +38,7 @@ from containerlease_tui.reaper.heartbeat import Heartbeat
 from containerlease_tui.reaper.logs import crash_text, one_line, short
 from containerlease_tui.reaper.removal import LabelIndex, RemovalFailed, Remover
 from containerlease_tui.reaper.status import EPOCH
-from containerlease_tui.store import Charge, LeaseNotFound, StoreError
+from containerlease_tui.store import Charge, LeaseBusy, LeaseNotFound, StoreError
 
 # Containers created this close to the start of a sweep are left to the next one.
 SWEEP_YOUNG: Final = timedelta(seconds=1)
@@ -191,8 +191,8 @@ class Sweeper:
         if self._ctx.dry_run:
             self._ctx.log.info("would re-schedule", extra={"action": "would-reindex", **fields})
             return
-        with contextlib.suppress(IllegalTransition, LeaseNotFound):
-            await self._ctx.store.update(lease.id, lambda current: current)
+        with contextlib.suppress(LeaseNotFound, LeaseBusy):  # gone, or busy: the next sweep
+            await self._ctx.store.reindex(lease.id)
             self._ctx.log.info("re-scheduled overdue lease", extra={"action": "reindex", **fields})
 
     async def _remove_orphan(
