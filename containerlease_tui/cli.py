@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -25,6 +24,9 @@ from containerlease_tui.config import ConfigError, Settings, load_settings
 from containerlease_tui.display import format_cost, format_rate, time_left
 from containerlease_tui.models import Lease, LeaseStatus, format_memory, utcnow
 from containerlease_tui.sanitize import clean, clean_log_line, one_line
+from containerlease_tui.spawn import helper_command as helper_command
+from containerlease_tui.spawn import helper_env as helper_env
+from containerlease_tui.spawn import spawn_detached
 
 if TYPE_CHECKING:
     from containerlease_tui.embedded import EmbeddedStatus, StorePaths
@@ -161,53 +163,6 @@ def _size(value: int) -> str:
     return humanize.naturalsize(value, binary=True)
 
 
-def _helper_path() -> list[str]:
-    """The import path of a helper process: this process's, minus the current directory.
-
-    ``python -m`` (and ``-c``, and an empty ``PYTHONPATH`` entry) put the current directory
-    first on ``sys.path``: in a folder others can write, whoever wrote
-    ``./containerlease_tui/__init__.py`` would run as the user (or, behind sudo, as the service
-    user). So the helper gets only absolute entries that are not the current directory, with the
-    folder this package was imported from in front (it is trusted: it is running now).
-    """
-    import containerlease_tui
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(containerlease_tui.__file__)))
-    try:
-        here: str | None = os.path.realpath(os.getcwd())
-    except OSError:  # the current directory was removed
-        here = None
-    paths = [root]
-    for entry in sys.path:
-        if not entry or not os.path.isabs(entry) or entry in paths:
-            continue
-        if here is not None and os.path.realpath(entry) == here:
-            continue
-        paths.append(entry)
-    return paths
-
-
-def helper_command(*args: str) -> list[str]:
-    """The command line of a helper process running ``containerlease ARGS``, isolated.
-
-    ``-I``: no ``PYTHON*`` variables, no user site-packages, and no script or current directory
-    on ``sys.path``; the path is set explicitly (:func:`_helper_path`) and the entry point is the
-    package's own, imported by absolute name. Start it with ``cwd="/"``.
-    """
-    code = (
-        f"import sys; sys.path[:] = {_helper_path()!r}; "
-        "from containerlease_tui.cli import main; main()"
-    )
-    return [sys.executable, "-I", "-c", code, *args]
-
-
-def helper_env() -> dict[str, str]:
-    """This process's environment without ``PYTHON*`` (``-I`` ignores them anyway; they have no
-    business in the helper). The rest is kept: configuration, ``HOME``, ``DOCKER_HOST`` and
-    ``SUDO_UID`` (the acting user behind sudo) decide what the helper does, as they did here."""
-    return {k: v for k, v in os.environ.items() if not k.upper().startswith("PYTHON")}
-
-
 def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs:
@@ -247,7 +202,11 @@ def cli(ctx: click.Context, reaper_mode: bool, once: bool, dry_run: bool, no_rea
         _fail("--once and --dry-run go with --reaper", 2)
     from containerlease_tui.tui.app import create_app
 
-    create_app(settings, reaper=not no_reaper).run()
+    app = create_app(settings, reaper=not no_reaper)
+    app.run()
+    if app.exit_note:
+        with contextlib.suppress(OSError):  # the terminal may be gone (a hang-up)
+            click.echo(clean(app.exit_note, tabs=False), err=True)
 
 
 @cli.command()
@@ -280,11 +239,13 @@ def provision(
         if wait:
             report = _WaitReport() if sys.stderr.isatty() else None
             try:
-                return await service.provision(
+                made = await service.provision(
                     req,
                     on_progress=report.progress if report else None,
                     on_status=report.status if report else None,
                 )
+                await _ensure_reaper(service)
+                return made
             except ProvisionFailed as exc:
                 if exc.lease is None:
                     raise  # Redis was lost too: there is no record to show
@@ -295,21 +256,35 @@ def provision(
         lease = await service.submit(req)
         # Provisioning goes on in a detached process: the pending record is already written,
         # so even if that process dies the reaper finds the lease at its deadline.
-        subprocess.Popen(  # noqa: ASYNC220 - spawning detached, not waiting
-            helper_command("_complete", lease.id),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd="/",
-            env=helper_env(),
-        )
+        spawn_detached(["_complete", lease.id])
+        await _ensure_reaper(service)
         return lease
 
     result = _run(settings, work)
     if isinstance(result, ProvisionFailed):
         _provision_failed(result, as_json)
     _echo_lease(result, as_json)
+
+
+async def _ensure_reaper(service: LeaseService) -> None:
+    """A lease was made or extended: if no reaper is alive, start the guardian (and say so on
+    stderr, where a script's JSON on stdout is not disturbed)."""
+    started = await service.ensure_reaper()
+    if started is not None:
+        click.echo(clean(started.describe(), tabs=False), err=True)
+
+
+@cli.command("_guardian", hidden=True)
+@click.pass_obj
+def guardian(settings: Settings) -> None:
+    """The detached guardian reaper (started when no reaper is alive; leaves by itself)."""
+    from containerlease_tui.reaper.guardian import run_guardian
+
+    try:
+        code = asyncio.run(run_guardian(settings))
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
 
 
 @cli.command("_complete", hidden=True)
@@ -355,7 +330,9 @@ def extend(settings: Settings, lease: str, by: str | None, as_json: bool) -> Non
     """Move LEASE's deadline (id, id prefix or name)."""
 
     async def work(service: LeaseService) -> Lease:
-        return await service.extend(lease, by)
+        extended = await service.extend(lease, by)
+        await _ensure_reaper(service)
+        return extended
 
     _echo_lease(_run(settings, work), as_json)
 

@@ -389,6 +389,9 @@ class ReaperSettings(_Section):
         default_factory=lambda: [timedelta(minutes=10), timedelta(minutes=2)]
     )
     """Points before the deadline at which an ``expiring`` event is sent."""
+    guardian: bool = True
+    """Start a detached guardian reaper when the app quits or the CLI makes or extends a lease
+    and no reaper is alive, so no lease is left without one; it leaves once none is needed."""
 
 
 class SecuritySettings(_Section):

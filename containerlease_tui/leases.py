@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from containerlease_tui.config import ImageSpec, Settings
 from containerlease_tui.durations import format_duration
@@ -83,6 +84,9 @@ from containerlease_tui.store import (
     StoreError,
     StoreUnavailable,
 )
+
+if TYPE_CHECKING:
+    from containerlease_tui.reaper.guardian import GuardianStart
 
 __all__ = [
     "MAX_ENV_VALUE",
@@ -678,6 +682,16 @@ class LeaseService:
         from containerlease_tui.reaper import Reaper  # the reaper is not needed by most commands
 
         await Reaper(self.settings, self.store, self.engine, mode=mode).run(stop)
+
+    async def ensure_reaper(self) -> GuardianStart | None:
+        """Make sure some reaper enforces the active leases: start the guardian if none is alive
+        (what happened, for the user; None when nothing was needed or Redis cannot tell)."""
+        from containerlease_tui.reaper.guardian import ensure_reaper
+
+        try:
+            return await ensure_reaper(self.settings, self.store)
+        except (StoreError, OSError):
+            return None
 
     async def events(self, after: str = "$", block_ms: int | None = 2000) -> EventBatch:
         """The next events after stream id ``after``, waiting up to ``block_ms``."""

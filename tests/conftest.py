@@ -53,7 +53,11 @@ def _need(name: str) -> str:
 def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's own ~/.config/containerlease."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.delenv("CONTAINERLEASE_CONFIG", raising=False)
+    # A CLI test that makes a lease with no reaper alive would start a guardian reaper, which
+    # would then reap that test's leases behind its back: only the guardian tests turn it on.
+    monkeypatch.setenv("CONTAINERLEASE_REAPER_GUARDIAN", "false")
 
 
 @pytest.fixture

@@ -8,7 +8,12 @@ from datetime import datetime
 
 from containerlease_tui import __version__
 from containerlease_tui.reaper.context import PassResult, ReaperContext
-from containerlease_tui.reaper.timing import CLEANUP_TIMEOUT, HEARTBEAT_PERIOD, HEARTBEAT_TTL_FACTOR
+from containerlease_tui.reaper.timing import (
+    CLEANUP_TIMEOUT,
+    HEARTBEAT_PERIOD,
+    HEARTBEAT_TTL_FACTOR,
+    IN_APP_HEARTBEAT_PERIOD,
+)
 from containerlease_tui.store import ReaperBeat, StoreError
 
 
@@ -21,6 +26,10 @@ class Heartbeat:
     def __init__(self, ctx: ReaperContext, mode: str) -> None:
         self._ctx = ctx
         self.period = max(1.0, min(HEARTBEAT_PERIOD, ctx.interval.total_seconds()))
+        if mode == "in-app":
+            # An app dies with its terminal: its beat must vanish within seconds, so the status
+            # bar, `doctor` and the guardian never count a reaper that is gone.
+            self.period = IN_APP_HEARTBEAT_PERIOD
         self.beat = ReaperBeat(
             version=__version__, mode=mode, ttl_seconds=HEARTBEAT_TTL_FACTOR * self.period
         )

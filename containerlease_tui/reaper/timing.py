@@ -13,6 +13,8 @@ from containerlease_tui.backoff import backoff_delay
 # HEARTBEAT_TTL_FACTOR periods count as dead.
 HEARTBEAT_PERIOD: Final = 5.0
 HEARTBEAT_TTL_FACTOR: Final = 3
+# The in-app reaper's period: its beat (3 periods) is gone 3 s after its app died.
+IN_APP_HEARTBEAT_PERIOD: Final = 1.0
 # Due leases read per pass; a full batch is followed at once by another pass.
 DUE_BATCH: Final = 1000
 # While a due lease is being handled (here or by another reaper), poll at most this often.

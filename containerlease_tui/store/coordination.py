@@ -62,28 +62,41 @@ class Coordination(StoreBase):
 
     async def claim(self, lease_id: str, ttl: timedelta) -> str | None:
         """Claim a due lease for one reaper: a random token if won, else None."""
-        token = secrets.token_hex(16)
-        ok = await self._call(
-            lambda: self.redis.set(
-                self.keys.claim(lease_id), token, nx=True, px=int(ttl.total_seconds() * 1000)
-            )
-        )
-        return token if ok else None
+        return await self._take(self.keys.claim(lease_id), ttl)
 
     async def release_claim(self, lease_id: str, token: str) -> bool:
         """Drop the claim if ``token`` still holds it (True: it did)."""
-        reply = await self._call(
-            run_script, self._release_claim, [self.keys.claim(lease_id)], [token]
-        )
-        return bool(reply)
+        return await self._drop(self.keys.claim(lease_id), token)
 
     async def extend_claim(self, lease_id: str, token: str, ttl: timedelta) -> bool:
         """Keep the claim for another ``ttl`` if ``token`` still holds it (True: it did)."""
+        return await self._keep(self.keys.claim(lease_id), token, ttl)
+
+    async def take_guardian(self, ttl: timedelta) -> str | None:
+        """Become this installation's one guardian reaper: a token if won, else None."""
+        return await self._take(self.keys.guardian, ttl)
+
+    async def keep_guardian(self, token: str, ttl: timedelta) -> bool:
+        """Hold the guardian lock another ``ttl`` (False: it was lost)."""
+        return await self._keep(self.keys.guardian, token, ttl)
+
+    async def drop_guardian(self, token: str) -> bool:
+        """Give the guardian lock up if ``token`` still holds it."""
+        return await self._drop(self.keys.guardian, token)
+
+    async def _take(self, key: str, ttl: timedelta) -> str | None:
+        token = secrets.token_hex(16)
+        ok = await self._call(
+            lambda: self.redis.set(key, token, nx=True, px=int(ttl.total_seconds() * 1000))
+        )
+        return token if ok else None
+
+    async def _drop(self, key: str, token: str) -> bool:
+        return bool(await self._call(run_script, self._release_claim, [key], [token]))
+
+    async def _keep(self, key: str, token: str, ttl: timedelta) -> bool:
         reply = await self._call(
-            run_script,
-            self._extend_claim,
-            [self.keys.claim(lease_id)],
-            [token, int(ttl.total_seconds() * 1000)],
+            run_script, self._extend_claim, [key], [token, int(ttl.total_seconds() * 1000)]
         )
         return bool(reply)
 

@@ -20,6 +20,7 @@ class Keys:
         self.active = f"{prefix}:active"
         self.events = f"{prefix}:events"
         self.reapers = f"{prefix}:reapers"
+        self.guardian = f"{prefix}:guardian"  # the one guardian reaper's lock (a token)
 
     def reaper(self, member: str) -> str:
         return f"{self.prefix}:reaper:{member}"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -79,6 +80,8 @@ HEALTH_INTERVAL = 5.0
 """Seconds between health checks while everything is up."""
 REAPER_STOP_TIMEOUT = 5.0
 """How long quitting waits for the in-app reaper to finish its pass."""
+HAND_OVER_TIMEOUT = 3.0
+"""How long quitting waits to learn whether a guardian reaper must be started."""
 GC_THRESHOLDS = (20_000, 20, 20)
 """Python's defaults (700, 10, 10) collect many times per log batch of rendered lines."""
 
@@ -160,6 +163,10 @@ class ContainerLeaseApp(App[None]):
         self._toasted: set[tuple[str, str]] = set()
         self._quitting = False
         self._reaper_error: str | None = None
+        self._leaving = False
+        self._signals: list[signal.Signals] = []
+        self.exit_note: str | None = None
+        """What the user is told once the app has closed (a guardian reaper started)."""
 
     # --- screens ---------------------------------------------------------------------------
 
@@ -202,6 +209,8 @@ class ContainerLeaseApp(App[None]):
     def on_ready(self) -> None:
         """Start once the main screen is composed: the clock, then the service (in a worker)."""
         _tune_gc()
+        if not self.is_headless:
+            self._catch_hang_up()
         self.main.status.user = self._user or (
             self._given_service.user if self._given_service else ""
         )
@@ -766,9 +775,33 @@ class ContainerLeaseApp(App[None]):
     # --- shutdown --------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Stop the in-app reaper (letting it finish a removal) and quit."""
+        """Stop the in-app reaper (letting it finish a removal), hand the leases over to a
+        guardian reaper if no other reaper is alive, and quit."""
         await self._stop_reaper()
+        await self._hand_over()
         self.exit()
+
+    async def _hand_over(self) -> None:
+        """No lease is left without an enforcer: the service starts the guardian if needed."""
+        if self.service is None:
+            return
+        with contextlib.suppress(Exception):
+            started = await asyncio.wait_for(self.service.ensure_reaper(), HAND_OVER_TIMEOUT)
+            self.exit_note = started.describe() if started else None
+
+    def _on_hang_up(self) -> None:
+        """SIGHUP (the SSH session dropped) or SIGTERM: leave as `q` does, guardian included,
+        instead of dying on the spot with the leases unattended."""
+        if not self._leaving:
+            self._leaving = True
+            self.run_worker(self.action_quit(), group="quit", exit_on_error=False)
+
+    def _catch_hang_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_hang_up)
+                self._signals.append(sig)
 
     async def _stop_reaper(self) -> None:
         self._quitting = True
@@ -780,6 +813,10 @@ class ContainerLeaseApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._reaper_stop.set()
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
         if self.service is not None and self._given_service is None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.service.close(), 5.0)

@@ -11,7 +11,7 @@ from containerlease_tui.store import LeaseStore, Store
 
 PACKAGE = Path(__file__).resolve().parents[2] / "containerlease_tui"
 # Store methods its users are about to call (reindex replaces the reaper's identity update).
-PLANNED = {"reindex"}
+PLANNED: set[str] = set()
 
 
 def _protocol_methods() -> set[str]:
@@ -27,7 +27,8 @@ def _called_on_store() -> set[str]:
     called: set[str] = set()
     for path in sources:
         if path.exists():
-            called |= set(re.findall(r"\bstore\.([a-z_]+)\b", path.read_text()))
+            # `x.store.method(`: calls, not `@store.setter` or `import ...store.protocol`.
+            called |= set(re.findall(r"(?<![@\w.])(?:\w+\.)*store\.([a-z_]+)\(", path.read_text()))
     return called
 
 
