@@ -27,6 +27,7 @@ CORE = [
     "doctor",
     "store",
     "engine",
+    "labels",
     "leases",
     "reaper",
     "cli",
