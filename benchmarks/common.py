@@ -39,7 +39,7 @@ from containerlease_tui.config import (
     RedisSettings,
     Settings,
 )
-from containerlease_tui.engine import LABEL_INSTANCE, Engine
+from containerlease_tui.engine import LABEL_INSTANCE, Engine, _compat
 from containerlease_tui.leases import KEEPALIVE_CMD, LeaseService
 from containerlease_tui.store import LeaseStore
 
@@ -394,8 +394,8 @@ class ContainerEvents:
     async def __aenter__(self) -> ContainerEvents:
         self._docker = aiodocker.Docker(url=self._url)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None, connect=30)
-        self._response = await self._docker._do_query(
-            "events", "GET", params={"filters": self._filters}, timeout=timeout
+        self._response = await _compat.raw_get(
+            self._docker, "events", params={"filters": self._filters}, timeout=timeout
         )
         self._task = asyncio.create_task(self._read(self._response))
         return self

@@ -25,10 +25,6 @@ from typing import TYPE_CHECKING
 from containerlease_tui.config import ImageSpec, Settings
 from containerlease_tui.durations import format_duration
 from containerlease_tui.engine import (
-    LABEL_EXPIRES,
-    LABEL_INSTANCE,
-    LABEL_LEASE,
-    LABEL_OWNER,
     ContainerInfo,
     ContainerSpec,
     ContainerStats,
@@ -43,6 +39,7 @@ from containerlease_tui.engine import (
 from containerlease_tui.engine import (
     PullProgress as PullProgress,  # the shells see it through the service
 )
+from containerlease_tui.engine.cleanup import remove_lease_containers
 from containerlease_tui.errors import (
     Forbidden,
     InvalidInput,
@@ -52,6 +49,7 @@ from containerlease_tui.errors import (
     QuotaError,
     ServiceUnavailable,
 )
+from containerlease_tui.labels import labels_for
 from containerlease_tui.models import (
     OWNER_PATTERN,
     EventType,
@@ -424,12 +422,9 @@ class LeaseService:
     async def _remove_containers(self, lease_id: str, cid: str | None) -> bool:
         """Remove the lease's container by id and by label; True when none is left."""
         try:
-            ids = {cid} if cid else set()
-            for info in await self.engine.list_leased(self.settings.redis.key_prefix):
-                if info.labels.get(LABEL_LEASE) == lease_id:
-                    ids.add(info.id)
-            for container_id in ids:
-                await self.engine.remove(container_id)
+            await remove_lease_containers(
+                self.engine, lease_id, cid, self.settings.redis.key_prefix
+            )
             return True
         except EngineError:
             return False
@@ -456,12 +451,7 @@ class LeaseService:
             image_ref=lease.image_ref,
             cmd=spec.cmd or KEEPALIVE_CMD,
             env=lease.env,
-            labels={
-                LABEL_LEASE: lease.id,
-                LABEL_OWNER: lease.owner,
-                LABEL_EXPIRES: lease.expires_at.isoformat().replace("+00:00", "Z"),
-                LABEL_INSTANCE: self.settings.redis.key_prefix,
-            },
+            labels=labels_for(lease, self.settings.redis.key_prefix),
             cpus=lease.resources.cpus,
             memory=lease.resources.memory,
             pids=lease.resources.pids,

@@ -40,6 +40,7 @@ CORE = [
     "store.protocol",
     "store.lease_store",
     "engine",
+    "labels",
     "leases",
     "reaper",
     "cli",
