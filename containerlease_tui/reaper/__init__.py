@@ -31,6 +31,7 @@ The rest: ``context`` (what the jobs share, :class:`PassResult`), ``timing`` (tu
 and delay arithmetic), ``logs`` (JSON log lines), ``daemon`` (the headless process).
 """
 
+from containerlease_tui.labels import parse_label_deadline
 from containerlease_tui.reaper.context import PassResult
 from containerlease_tui.reaper.daemon import run_headless
 from containerlease_tui.reaper.logs import LOGGER_NAME, JsonFormatter
@@ -44,7 +45,7 @@ from containerlease_tui.reaper.status import (
     reaper_report,
     reaper_status,
 )
-from containerlease_tui.reaper.sweep import STALLED_AFTER, SWEEP_YOUNG, parse_label_deadline
+from containerlease_tui.reaper.sweep import STALLED_AFTER, SWEEP_YOUNG
 from containerlease_tui.reaper.timing import (
     CLEANUP_TIMEOUT,
     DUE_BATCH,

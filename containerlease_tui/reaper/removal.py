@@ -6,7 +6,9 @@ import asyncio
 import math
 import time
 
-from containerlease_tui.engine import LABEL_INSTANCE, LABEL_LEASE, Engine, EngineError
+from containerlease_tui.engine import Engine, EngineError
+from containerlease_tui.engine.cleanup import remove_lease_containers
+from containerlease_tui.labels import lease_of
 from containerlease_tui.reaper.context import ReaperContext
 from containerlease_tui.reaper.logs import one_line, short
 from containerlease_tui.reaper.timing import retry_delay
@@ -48,9 +50,7 @@ class LabelIndex:
                 self._error = None
                 by_lease: dict[str, list[str]] = {}
                 for info in infos:
-                    if info.labels.get(LABEL_INSTANCE) != self._instance:
-                        continue  # the label filter already did this; never trust it blindly
-                    owner_lease = info.labels.get(LABEL_LEASE)
+                    owner_lease = lease_of(info.labels, self._instance)
                     if owner_lease:
                         by_lease.setdefault(owner_lease, []).append(info.id)
                 self._by_lease, self._at = by_lease, at
@@ -102,9 +102,10 @@ class Remover:
     async def _remove_all(
         self, lease_id: str, docker_id: str | None, index: LabelIndex, not_before: float
     ) -> list[str]:
-        ids = [docker_id] if docker_id else []
-        ids += [cid for cid in await index.containers_of(lease_id, not_before) if cid != docker_id]
-        for cid in ids:
-            if not await self._ctx.engine.remove(cid):
-                raise EngineError(f"container {short(cid)} is still being removed")
-        return ids
+        labelled = await index.containers_of(lease_id, not_before)
+        done = await remove_lease_containers(
+            self._ctx.engine, lease_id, docker_id, self._ctx.prefix, labelled=labelled
+        )
+        if done.pending:
+            raise EngineError(f"container {short(done.pending[0])} is still being removed")
+        return list(done.removed)

@@ -17,12 +17,12 @@ from typing import Final
 
 from containerlease_tui.engine import (
     LABEL_EXPIRES,
-    LABEL_INSTANCE,
     LABEL_LEASE,
     LABEL_OWNER,
     ContainerInfo,
     EngineError,
 )
+from containerlease_tui.labels import lease_of, parse_label_deadline
 from containerlease_tui.models import (
     EventType,
     FailureKind,
@@ -47,19 +47,6 @@ SWEEP_YOUNG: Final = timedelta(seconds=1)
 STALLED_AFTER: Final = timedelta(minutes=1)
 _PROVISIONING: Final = frozenset({LeaseStatus.PENDING, LeaseStatus.PULLING, LeaseStatus.CREATING})
 _FAR_FUTURE: Final = datetime(9999, 1, 1, tzinfo=UTC)
-
-
-def parse_label_deadline(text: str | None) -> datetime | None:
-    """The RFC 3339 deadline of a ``containerlease.expires-at`` label (None if absent or bad)."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _stalled_after() -> timedelta:
@@ -122,11 +109,7 @@ class Sweeper:
         except EngineError as exc:
             ctx.log.warning("sweep skipped", extra={"action": "sweep", "error": one_line(exc)})
             return
-        ours = [
-            c
-            for c in containers
-            if c.labels.get(LABEL_LEASE) and c.labels.get(LABEL_INSTANCE) == ctx.prefix
-        ]
+        ours = [c for c in containers if lease_of(c.labels, ctx.prefix)]
         try:
             lease_ids = sorted({c.labels[LABEL_LEASE] for c in ours})
             records = {lease.id: lease for lease in await ctx.store.get_many(lease_ids)}
