@@ -28,6 +28,7 @@ CORE = [
     "store",
     "engine",
     "leases",
+    "ports",
     "reaper",
     "cli",
 ]
