@@ -39,11 +39,6 @@ Make = Callable[..., ContainerSpec]
 
 
 @pytest.fixture
-def instance() -> str:
-    return f"c{secrets.token_hex(4)}"
-
-
-@pytest.fixture
 def make_spec(image: str, instance: str) -> Make:
     def make(
         *,
