@@ -236,16 +236,17 @@ async def test_deadlines_due_next_between_postpone_forget(store: Store) -> None:
 
 
 async def test_claims_are_exclusive_token_bound_and_expire(store: Store) -> None:
-    token = await store.claim("l1", timedelta(milliseconds=300))
+    token = await store.claim("l1", timedelta(seconds=1))
     assert token
+    assert await store.extend_claim("l1", token, timedelta(seconds=3))
     assert await store.claim("l1", timedelta(seconds=5)) is None
     assert not await store.release_claim("l1", "not-the-token")
     assert not await store.extend_claim("l1", "not-the-token", timedelta(seconds=5))
     assert await store.claim("l2", timedelta(seconds=5))  # per lease
-    assert await store.extend_claim("l1", token, timedelta(milliseconds=600))
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.2)
     assert await store.claim("l1", timedelta(seconds=5)) is None  # extended: still held
-    await asyncio.sleep(0.4)
+    assert await store.extend_claim("l1", token, timedelta(milliseconds=200))
+    await asyncio.sleep(0.5)
     again = await store.claim("l1", timedelta(seconds=5))  # expired: free again
     assert again and again != token
     assert not await store.extend_claim("l1", token, timedelta(seconds=5))
@@ -262,13 +263,14 @@ async def test_warn_once_per_lease_and_point(store: Store) -> None:
 
 
 async def test_provisioning_keys(store: Store) -> None:
-    assert await store.provisioning_start("l1", timedelta(milliseconds=300))
+    assert await store.provisioning_start("l1", timedelta(seconds=1))
+    await store.provisioning_beat("l1", timedelta(seconds=3))
     assert not await store.provisioning_start("l1", timedelta(seconds=5))
     assert await store.provisioning_alive(["l1", "l2"]) == {"l1"}
     assert await store.provisioning_alive([]) == set()
-    await store.provisioning_beat("l1", timedelta(milliseconds=700))
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.2)
     assert await store.provisioning_alive(["l1"]) == {"l1"}  # the beat kept it
+    await store.provisioning_beat("l1", timedelta(milliseconds=200))
     await asyncio.sleep(0.5)
     assert await store.provisioning_alive(["l1"]) == set()
     await store.provisioning_beat("l1", timedelta(seconds=5))  # never revives it
@@ -335,7 +337,7 @@ async def test_event_details_are_cut_at_500_characters(store: Store) -> None:
 
 async def test_heartbeats_report_and_expire(store: Store) -> None:
     assert await store.reapers() == []
-    beat = ReaperBeat(host="box", pid=1, mode="in-app", ttl_seconds=0.4)
+    beat = ReaperBeat(host="box", pid=1, mode="in-app", ttl_seconds=1.5)
     other = ReaperBeat(host="box", pid=2, ttl_seconds=30)
     before = datetime.now(UTC)
     await store.heartbeat(beat)
@@ -344,7 +346,7 @@ async def test_heartbeats_report_and_expire(store: Store) -> None:
     alive = await store.reapers()
     assert [(b.pid, b.mode) for b in alive] == [(1, "in-app"), (2, "headless")]
     assert alive[0] == beat
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(2.0)
     assert [b.pid for b in await store.reapers()] == [2]  # pid 1's heartbeat expired
     await store.drop_heartbeat(other)
     assert await store.reapers() == []
