@@ -70,6 +70,7 @@ from containerlease_tui.policy import (
     bounded_duration,
     plan_extension,
 )
+from containerlease_tui.ports import Runtime, Store
 from containerlease_tui.reaper import ReaperStatus as ReaperStatus
 from containerlease_tui.store import (
     Charge,
@@ -214,15 +215,15 @@ class LeaseService:
     def __init__(
         self,
         settings: Settings,
-        store: LeaseStore,
-        engine: Engine,
+        store: Store,
+        engine: Runtime,
         *,
         user: str | None = None,
         admin: bool | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
-        self.engine = engine
+        self.store: Store = store
+        self.engine: Runtime = engine
         self.user = user or current_user(settings)
         self.is_admin = is_admin(self.user, settings) if admin is None else admin
         self.host = socket.gethostname()
@@ -664,14 +665,16 @@ class LeaseService:
         from containerlease_tui.reaper import reaper_report
 
         with _translated():
-            return await reaper_report(self.store)
+            # The reaper still declares LeaseStore/Engine; it runs over any Store/Runtime.
+            return await reaper_report(self.store)  # type: ignore[arg-type]
 
     async def run_reaper(self, stop: asyncio.Event, *, mode: str = "in-app") -> None:
         """Run a reaper over this service's store and engine until ``stop`` is set (the
         app's in-app reaper: the shells never build one from the store and engine)."""
         from containerlease_tui.reaper import Reaper  # the reaper is not needed by most commands
 
-        await Reaper(self.settings, self.store, self.engine, mode=mode).run(stop)
+        # The reaper still declares LeaseStore/Engine; it runs over any Store/Runtime.
+        await Reaper(self.settings, self.store, self.engine, mode=mode).run(stop)  # type: ignore[arg-type]
 
     async def ensure_reaper(self) -> GuardianStart | None:
         """Make sure some reaper enforces the active leases: start the guardian if none is alive

@@ -1,12 +1,10 @@
-"""Fixed data and a small in-memory LeaseService for the pure rendering tests (snapshots and
-screenshots). It is the real LeaseService (so validation and messages are the real ones) over a
-fake store and engine; nothing here talks to Redis or Docker.
+"""Fixed data and the real LeaseService over the in-memory store and runtime of
+``tests/fakes`` for the pure rendering tests (snapshots and screenshots); nothing here talks to
+Redis or Docker.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -18,10 +16,17 @@ from containerlease_tui.config import (
     RedisSettings,
     Settings,
 )
-from containerlease_tui.engine import EngineUnavailable, PullProgress
-from containerlease_tui.leases import LeaseService, ProvisionRequest, ServiceUnavailable
-from containerlease_tui.models import EventType, Lease, LeaseEvent, LeaseStatus, Resources
-from containerlease_tui.store import EventBatch, ReaperBeat, StoreUnavailable
+from containerlease_tui.engine import (
+    LABEL_EXPIRES,
+    LABEL_INSTANCE,
+    LABEL_LEASE,
+    LABEL_OWNER,
+    PullProgress,
+)
+from containerlease_tui.leases import LeaseService
+from containerlease_tui.models import EventType, Lease, LeaseStatus, Resources
+from containerlease_tui.store import ReaperBeat
+from tests.fakes import FakeRuntime, MemoryStore
 
 if TYPE_CHECKING:
     from containerlease_tui.tui import ContainerLeaseApp
@@ -195,56 +200,21 @@ DEMO_LOGS = [
 ]
 
 
-class FakeStore:
-    """Answers the store calls the app makes, from memory."""
-
-    def __init__(self, *, redis_ok: bool = True, reaper_alive: bool = True) -> None:
-        self.redis_ok = redis_ok
-        self.reaper_alive = reaper_alive
-
-    async def ping(self) -> None:
-        if not self.redis_ok:
-            raise StoreUnavailable(REDIS_DOWN)
-
-    async def reapers(self) -> list[ReaperBeat]:
-        if not self.redis_ok:
-            raise StoreUnavailable(REDIS_DOWN)
-        if not self.reaper_alive:
-            return []
-        return [ReaperBeat(host="devbox", pid=4242, last_seen=NOW.isoformat())]
-
-    async def last_event_id(self) -> str:
-        if not self.redis_ok:
-            raise StoreUnavailable(REDIS_DOWN)
-        return "0-0"
-
-    async def close(self) -> None:
-        return None
-
-
-class FakeEngine:
-    """Answers the engine calls the app makes, from memory."""
-
-    def __init__(self, *, docker_ok: bool = True, present: set[str] | None = None) -> None:
-        self.docker_ok = docker_ok
-        self.present = present if present is not None else {"ubuntu:24.04", "alpine:3.20"}
-
-    async def ping(self) -> str:
-        if not self.docker_ok:
-            raise EngineUnavailable(DOCKER_DOWN)
-        return "27.5.1"
-
-    async def image_present(self, ref: str) -> bool:
-        if not self.docker_ok:
-            raise EngineUnavailable(DOCKER_DOWN)
-        return ref in self.present
-
-    async def close(self) -> None:
-        return None
+PULL_REPORTS = [
+    PullProgress("layer0", "Downloading", 40, 100, 0, 2),
+    PullProgress("layer1", "Downloading", 100, 100, 1, 2),
+]
+"""What pulling any catalog image reports (then it waits for :attr:`FakeService.pull_gate`)."""
 
 
 class FakeService(LeaseService):
-    """The real LeaseService over :class:`FakeStore` and :class:`FakeEngine` with fixed leases."""
+    """The real LeaseService over a :class:`MemoryStore` and a :class:`FakeRuntime` that hold
+    the fixed leases, their containers and logs, and a live reaper's heartbeat.
+
+    Only the constructor and test controls are added; every LeaseService method is the real
+    one. ``store`` and ``engine`` are the fakes, also typed as :attr:`memory` and
+    :attr:`runtime`.
+    """
 
     def __init__(
         self,
@@ -256,94 +226,66 @@ class FakeService(LeaseService):
         docker_ok: bool = True,
         reaper_alive: bool = True,
         logs: dict[str, list[str]] | None = None,
+        present: set[str] | None = None,
     ) -> None:
-        super().__init__(
-            settings or demo_settings(),
-            FakeStore(redis_ok=redis_ok, reaper_alive=reaper_alive),  # type: ignore[arg-type]
-            FakeEngine(docker_ok=docker_ok),  # type: ignore[arg-type]
-            user=user,
-            admin=False,
+        settings = settings or demo_settings()
+        self.memory = MemoryStore(settings)
+        self.runtime = FakeRuntime(
+            present=present if present is not None else {"ubuntu:24.04", "alpine:3.20"},
+            registry={spec.ref: list(PULL_REPORTS) for spec in settings.images.values()},
         )
-        self.leases = leases if leases is not None else demo_leases()
-        self.log_lines = logs if logs is not None else {"k7m2x9qa": DEMO_LOGS}
-        self.log_feed: dict[str, asyncio.Queue[str]] = {}
-        self.event_queue: asyncio.Queue[LeaseEvent] = asyncio.Queue()
-        self.pull_gate = asyncio.Event()
-        """:meth:`provision` pulls until this is set."""
-        self._serial = 0
+        super().__init__(settings, self.memory, self.runtime, user=user, admin=False)
+        log_lines = logs if logs is not None else {"k7m2x9qa": DEMO_LOGS}
+        for lease in leases if leases is not None else demo_leases():
+            self.memory.put(lease)
+            if lease.docker_id and lease.status in (LeaseStatus.RUNNING, LeaseStatus.STOPPED):
+                self.runtime.add_container(
+                    lease.docker_id,
+                    lease.container_name,
+                    image_ref=lease.image_ref,
+                    labels={
+                        LABEL_LEASE: lease.id,
+                        LABEL_OWNER: lease.owner,
+                        LABEL_EXPIRES: lease.expires_at.isoformat().replace("+00:00", "Z"),
+                        LABEL_INSTANCE: settings.redis.key_prefix,
+                    },
+                    state="running" if lease.status is LeaseStatus.RUNNING else "exited",
+                    logs=log_lines.get(lease.id, []),
+                    created_at=lease.created_at,
+                    exit_code=0,
+                )
+        if reaper_alive:
+            self.memory.put_heartbeat(
+                ReaperBeat(host="devbox", pid=4242, last_seen=NOW.isoformat())
+            )
+        if not redis_ok:
+            self.memory.down = REDIS_DOWN
+        if not docker_ok:
+            self.runtime.down = DOCKER_DOWN
+        self.pull_gate = self.runtime.pull_gate
+        """A pull waits, after its progress reports, until this is set."""
+        self.pull_gate.clear()
+
+    @property
+    def leases(self) -> list[Lease]:
+        """Every lease in the store, in the order it was first written."""
+        return self.memory.leases
+
+    @leases.setter
+    def leases(self, leases: list[Lease]) -> None:
+        for lease in leases:
+            self.memory.put(lease)
 
     def emit(self, type: EventType, lease_id: str, detail: str = "", at: datetime = NOW) -> None:
-        """Put an event on the fake stream (the app's event worker picks it up)."""
-        self._serial += 1
-        owner = next((x.owner for x in self.leases if x.id == lease_id), "")
-        self.event_queue.put_nowait(
-            LeaseEvent(
-                id=f"1-{self._serial}", type=type, lease=lease_id, owner=owner, at=at, detail=detail
-            )
-        )
+        """Put an event on the stream (the app's event worker picks it up)."""
+        owner = next((x.owner for x in self.memory.leases if x.id == lease_id), "")
+        self.memory.add_event(type, lease_id, owner, detail, at)
 
     def feed(self, lease_id: str, *lines: str) -> None:
-        """More output of a followed container."""
-        queue = self.log_feed.setdefault(lease_id, asyncio.Queue())
-        for line in lines:
-            queue.put_nowait(line)
-
-    async def list(self, *, all_users: bool = False) -> list[Lease]:
-        if not self.store.redis_ok:  # type: ignore[attr-defined]
-            raise ServiceUnavailable(REDIS_DOWN)
-        return [x for x in self.leases if all_users or x.owner == self.user]
-
-    async def events(self, after: str = "$", block_ms: int | None = 2000) -> EventBatch:
-        if not self.store.redis_ok:  # type: ignore[attr-defined]
-            raise ServiceUnavailable(REDIS_DOWN)
-        try:
-            first = await asyncio.wait_for(self.event_queue.get(), (block_ms or 2000) / 1000)
-        except TimeoutError:
-            return EventBatch([], after)
-        out = [first]
-        while not self.event_queue.empty():
-            out.append(self.event_queue.get_nowait())
-        return EventBatch(out, out[-1].id)
-
-    async def logs(  # type: ignore[override]
-        self, lease: Lease, *, follow: bool, tail: int | str = "all"
-    ) -> AsyncIterator[str]:
-        for line in self.log_lines.get(lease.id, []):
-            yield line
-        if follow:
-            queue = self.log_feed.setdefault(lease.id, asyncio.Queue())
-            while True:
-                yield await queue.get()
-
-    async def provision(
-        self,
-        req: ProvisionRequest,
-        *,
-        on_progress: Callable[[PullProgress], None] | None = None,
-        on_status: Callable[[Lease], None] | None = None,
-    ) -> Lease:
-        """Validates for real, then pretends to pull two layers and start a container."""
-        lease = self.check(req)
-        self.leases.append(lease)
-        for status in (LeaseStatus.PULLING,):
-            lease = lease.transition(status)
-            if on_status:
-                on_status(lease)
-        for done, current in ((0, 40), (1, 100)):
-            if on_progress:
-                on_progress(PullProgress(f"layer{done}", "Downloading", current, 100, done, 2))
-        await self.pull_gate.wait()
-        lease = lease.transition(LeaseStatus.CREATING).model_copy(
-            update={"docker_id": "c0ffee" * 10 + "abcd"}
-        )
-        lease = lease.transition(LeaseStatus.RUNNING)
-        self.leases = [lease if x.id == lease.id else x for x in self.leases]
-        if on_status:
-            on_status(lease)
-        return lease
-
-    async def close(self) -> None:
-        return None
+        """More output of a lease's running container."""
+        lease = next(x for x in self.memory.leases if x.id == lease_id)
+        assert lease.docker_id is not None
+        self.runtime.feed(lease.docker_id, *lines)
 
 
 def demo_app(**kwargs: Any) -> ContainerLeaseApp:

@@ -137,7 +137,7 @@ async def test_redis_down_then_recovers_by_itself() -> None:
         await settle(pilot, lambda: banner.has_class("-visible"))
         assert "Redis is down" in str(banner.render())
         assert app.main.leases.table.row_count == 0
-        service.store.redis_ok = True  # type: ignore[attr-defined]
+        service.memory.down = None
         await settle(pilot, lambda: not banner.has_class("-visible"), within=15)
         await settle(pilot, lambda: app.main.leases.table.row_count == 6)
         assert app.main.status.redis_ok is True
@@ -271,7 +271,8 @@ async def test_form_estimate_and_validation() -> None:
 
 
 async def test_provision_through_the_form_shows_pull_progress() -> None:
-    app, service, toasts = make()
+    # The form's default image (ubuntu) is not local here: the real service only pulls then.
+    app, service, toasts = make(present={"alpine:3.20"})
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         form = app.main.form
@@ -341,7 +342,7 @@ async def test_closed_leases_age_out_of_the_table() -> None:
 
 
 async def test_narrow_terminal_folds_the_form_away_until_n() -> None:
-    app, service, _ = make()
+    app, service, _ = make(present={"alpine:3.20"})  # ubuntu is pulled: the form stays open
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)
         main, form, table = app.main, app.main.form, app.main.leases.table

@@ -42,6 +42,7 @@ CORE = [
     "engine",
     "labels",
     "leases",
+    "ports",
     "reaper",
     "cli",
 ]
