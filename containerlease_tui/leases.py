@@ -40,6 +40,7 @@ from containerlease_tui.engine import (
     PullProgress as PullProgress,  # the shells see it through the service
 )
 from containerlease_tui.engine.cleanup import remove_lease_containers
+from containerlease_tui.engine.protocol import Runtime
 from containerlease_tui.errors import (
     Forbidden,
     InvalidInput,
@@ -70,7 +71,6 @@ from containerlease_tui.policy import (
     bounded_duration,
     plan_extension,
 )
-from containerlease_tui.ports import Runtime, Store
 from containerlease_tui.reaper import ReaperStatus as ReaperStatus
 from containerlease_tui.store import (
     Charge,
@@ -83,6 +83,7 @@ from containerlease_tui.store import (
     StoreError,
     StoreUnavailable,
 )
+from containerlease_tui.store.protocol import Store
 
 if TYPE_CHECKING:
     from containerlease_tui.reaper.guardian import GuardianStart
@@ -665,16 +666,14 @@ class LeaseService:
         from containerlease_tui.reaper import reaper_report
 
         with _translated():
-            # The reaper still declares LeaseStore/Engine; it runs over any Store/Runtime.
-            return await reaper_report(self.store)  # type: ignore[arg-type]
+            return await reaper_report(self.store)
 
     async def run_reaper(self, stop: asyncio.Event, *, mode: str = "in-app") -> None:
         """Run a reaper over this service's store and engine until ``stop`` is set (the
         app's in-app reaper: the shells never build one from the store and engine)."""
         from containerlease_tui.reaper import Reaper  # the reaper is not needed by most commands
 
-        # The reaper still declares LeaseStore/Engine; it runs over any Store/Runtime.
-        await Reaper(self.settings, self.store, self.engine, mode=mode).run(stop)  # type: ignore[arg-type]
+        await Reaper(self.settings, self.store, self.engine, mode=mode).run(stop)
 
     async def ensure_reaper(self) -> GuardianStart | None:
         """Make sure some reaper enforces the active leases: start the guardian if none is alive

@@ -8,8 +8,8 @@ import logging
 from dataclasses import dataclass
 
 from containerlease_tui.config import Settings
-from containerlease_tui.engine import Engine
-from containerlease_tui.store import LeaseStore
+from containerlease_tui.engine.protocol import Runtime
+from containerlease_tui.store.protocol import Store
 
 
 @dataclass
@@ -54,8 +54,8 @@ class ReaperContext:
     def __init__(
         self,
         settings: Settings,
-        store: LeaseStore,
-        engine: Engine,
+        store: Store,
+        engine: Runtime,
         *,
         dry_run: bool,
         log: logging.Logger,

@@ -14,7 +14,8 @@ from typing import Final
 
 from containerlease_tui import __version__
 from containerlease_tui.config import Settings
-from containerlease_tui.engine import Engine, EngineError
+from containerlease_tui.engine import EngineError
+from containerlease_tui.engine.protocol import Runtime
 from containerlease_tui.models import EventType, utcnow
 from containerlease_tui.reaper.claims import Claims
 from containerlease_tui.reaper.context import PassResult, ReaperContext
@@ -31,7 +32,8 @@ from containerlease_tui.reaper.timing import (
     error_backoff,
     wake_delay,
 )
-from containerlease_tui.store import LeaseStore, StoreError
+from containerlease_tui.store import StoreError
+from containerlease_tui.store.protocol import Store
 
 # Events of other actors that may move the earliest deadline.
 WAKE_EVENTS: Final = frozenset({EventType.CREATED, EventType.EXTENDED, EventType.RELEASED})
@@ -47,8 +49,8 @@ class Reaper:
     def __init__(
         self,
         settings: Settings,
-        store: LeaseStore,
-        engine: Engine,
+        store: Store,
+        engine: Runtime,
         *,
         mode: str = "headless",
         dry_run: bool = False,
@@ -75,19 +77,19 @@ class Reaper:
         return self._ctx.settings
 
     @property
-    def store(self) -> LeaseStore:
+    def store(self) -> Store:
         return self._ctx.store
 
     @store.setter
-    def store(self, store: LeaseStore) -> None:
+    def store(self, store: Store) -> None:
         self._ctx.store = store
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Runtime:
         return self._ctx.engine
 
     @engine.setter
-    def engine(self, engine: Engine) -> None:
+    def engine(self, engine: Runtime) -> None:
         self._ctx.engine = engine
 
     @property

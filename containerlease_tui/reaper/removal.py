@@ -6,8 +6,9 @@ import asyncio
 import math
 import time
 
-from containerlease_tui.engine import Engine, EngineError
+from containerlease_tui.engine import EngineError
 from containerlease_tui.engine.cleanup import remove_lease_containers
+from containerlease_tui.engine.protocol import Runtime
 from containerlease_tui.labels import lease_of
 from containerlease_tui.reaper.context import ReaperContext
 from containerlease_tui.reaper.logs import one_line, short
@@ -21,7 +22,7 @@ class RemovalFailed(Exception):
 class LabelIndex:
     """Our labelled containers by lease id, listed once per batch and shared by its workers."""
 
-    def __init__(self, engine: Engine, instance: str) -> None:
+    def __init__(self, engine: Runtime, instance: str) -> None:
         self._engine = engine
         self._instance = instance
         self._lock = asyncio.Lock()

@@ -9,7 +9,8 @@ from typing import Final
 from containerlease_tui.display import expires_in
 from containerlease_tui.durations import format_duration_seconds
 from containerlease_tui.models import utcnow
-from containerlease_tui.store import LeaseStore, ReaperBeat
+from containerlease_tui.store import ReaperBeat
+from containerlease_tui.store.protocol import Store
 
 NO_REAPER: Final = "no reaper running — leases will not be cleaned while the app is closed"
 NO_REAPER_SHORT: Final = "no reaper running — leases not cleaned once closed"
@@ -77,12 +78,12 @@ class ReaperStatus:
         )
 
 
-async def reaper_report(store: LeaseStore) -> ReaperStatus:
+async def reaper_report(store: Store) -> ReaperStatus:
     """The live reapers (for ``LeaseService.reaper_status``). Raises :class:`StoreError` when
     Redis cannot be reached."""
     return ReaperStatus(tuple(await store.reapers()))
 
 
-async def reaper_status(store: LeaseStore) -> str:
+async def reaper_status(store: Store) -> str:
     """One line on the reapers alive. Raises :class:`StoreError` when Redis cannot be reached."""
     return (await reaper_report(store)).describe()

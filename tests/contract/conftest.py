@@ -12,8 +12,9 @@ import redis.asyncio as aioredis
 
 from containerlease_tui.config import DockerSettings, Settings
 from containerlease_tui.engine import LABEL_INSTANCE, Engine
-from containerlease_tui.ports import Runtime, Store
+from containerlease_tui.engine.protocol import Runtime
 from containerlease_tui.store import LeaseStore
+from containerlease_tui.store.protocol import Store
 from tests.fakes import FakeRuntime, MemoryStore
 
 FAKE_IMAGE = "busybox:contract"

@@ -76,7 +76,7 @@ async def test_provision_extend_expire_reap_over_the_fakes() -> None:
     extended = await service.extend(lease.id, "1s")
     assert extended.expires_at == lease.expires_at + timedelta(seconds=1)
 
-    reaper = Reaper(settings, store, runtime)  # type: ignore[arg-type]  # declares LeaseStore
+    reaper = Reaper(settings, store, runtime)
     for _ in range(100):  # the deadline is about 3 s away
         result = await reaper.run_once()
         if result.reaped:

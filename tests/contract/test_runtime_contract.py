@@ -22,7 +22,7 @@ from containerlease_tui.engine import (
     ImageUnavailable,
     PullProgress,
 )
-from containerlease_tui.ports import Runtime
+from containerlease_tui.engine.protocol import Runtime
 
 from .conftest import UNREACHABLE_IMAGE
 

@@ -17,7 +17,6 @@ from containerlease_tui.models import (
     lease_hours,
     utcnow,
 )
-from containerlease_tui.ports import Store
 from containerlease_tui.store import (
     Charge,
     LeaseBusy,
@@ -27,6 +26,7 @@ from containerlease_tui.store import (
     ReaperBeat,
     StoreError,
 )
+from containerlease_tui.store.protocol import Store
 
 BIG = 1000
 
@@ -230,6 +230,36 @@ async def test_deadlines_due_next_between_postpone_forget(store: Store) -> None:
     ]
     assert len(await store.due(now, limit=2)) == 2
     assert set(await store.due(now)) == {x.id for x in many}
+
+
+async def test_reindex_puts_an_open_lease_back_and_leaves_a_closed_one_out(store: Store) -> None:
+    now = utcnow().replace(microsecond=0)
+    lease = await put(store, make_lease("alice", "lost", created=now - timedelta(hours=2)))
+    closed = await put(store, make_lease("alice", "done", created=now - timedelta(hours=2)))
+    await store.update(closed.id, lambda x: x.transition(LeaseStatus.RELEASED))
+    await store.forget_deadline(lease.id)
+    assert await store.due(now) == []
+    before = await events_of(store, lease.id)
+    again = await store.reindex(lease.id)
+    assert again.expires_at == lease.expires_at
+    assert await store.due(now) == [lease.id]
+    assert await events_of(store, lease.id) == before  # no event, no rewrite
+    await store.reindex(closed.id)
+    assert await store.due(now) == [lease.id]
+    with pytest.raises(LeaseNotFound):
+        await store.reindex("nosuch00")
+
+
+async def test_one_guardian_lock_token_bound(store: Store) -> None:
+    token = await store.take_guardian(timedelta(seconds=5))
+    assert token
+    assert await store.take_guardian(timedelta(seconds=5)) is None
+    assert await store.keep_guardian(token, timedelta(seconds=5))
+    assert not await store.keep_guardian("not-the-token", timedelta(seconds=5))
+    assert not await store.drop_guardian("not-the-token")
+    assert await store.drop_guardian(token)
+    assert not await store.keep_guardian(token, timedelta(seconds=5))
+    assert await store.take_guardian(timedelta(seconds=5))
 
 
 # --- claims, warnings, provisioning ----------------------------------------------------------

@@ -4,8 +4,9 @@ Runtime (nothing here runs: the functions are never called)."""
 from __future__ import annotations
 
 from containerlease_tui.engine import Engine
-from containerlease_tui.ports import Runtime, Store
+from containerlease_tui.engine.protocol import Runtime
 from containerlease_tui.store import LeaseStore
+from containerlease_tui.store.protocol import Store
 from tests.fakes import FakeRuntime, MemoryStore
 
 

@@ -312,6 +312,16 @@ class MemoryStore:
             self._budget[day] = self._budget.get(day, Decimal(0)) + hours
         return new.model_copy(deep=True)
 
+    async def reindex(self, lease_id: str) -> Lease:
+        """As the real store: the indexes put back from the record, no event, no rewrite."""
+        self._check()
+        current = self._records.get(lease_id)
+        if current is None:
+            raise LeaseNotFound(f"no lease {lease_id}")
+        if not current.status.is_terminal:
+            self._deadlines[lease_id] = _ts(current.expires_at)
+        return current.model_copy(deep=True)
+
     def _listed(self, owner: str | None, limit: int | None) -> list[Lease]:
         ids = [
             lease_id
@@ -450,6 +460,21 @@ class MemoryStore:
         self._check()
         key = f"claim:{lease_id}"
         return self._keys.get(key) == token and self._keys.expire(key, _ms(ttl, floor=False))
+
+    async def take_guardian(self, ttl: timedelta) -> str | None:
+        self._check()
+        token = secrets.token_hex(16)
+        return token if self._keys.set("guardian", token, _ms(ttl, floor=False), nx=True) else None
+
+    async def keep_guardian(self, token: str, ttl: timedelta) -> bool:
+        self._check()
+        return self._keys.get("guardian") == token and self._keys.expire(
+            "guardian", _ms(ttl, floor=False)
+        )
+
+    async def drop_guardian(self, token: str) -> bool:
+        self._check()
+        return self._keys.get("guardian") == token and self._keys.delete("guardian")
 
     async def warn_once(self, lease_id: str, before: timedelta, ttl: timedelta) -> bool:
         self._check()

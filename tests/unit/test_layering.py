@@ -42,7 +42,6 @@ CORE = [
     "engine",
     "labels",
     "leases",
-    "ports",
     "reaper",
     "cli",
 ]
