@@ -124,6 +124,9 @@ backoff = "50ms"
 grace = "1s"
 sweep_interval = "2s"
 lock_ttl = "5s"
+# Off in tests (a test's CLI lease would otherwise get a guardian reaper of its own behind the
+# test's back); tests/integration/test_guardian.py turns it on.
+guardian = false
 """
     )
     return path
