@@ -25,6 +25,7 @@ CORE = [
     "safefile",
     "embedded",
     "doctor",
+    "logflow",
     "store",
     "engine",
     "leases",

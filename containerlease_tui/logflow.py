@@ -1,0 +1,312 @@
+"""Following a log without falling behind: bounded batches, dropped excess, jumps to the present.
+
+Core (no Textual): the log pane runs a :class:`LogFlow` over the service's log iterator and shows
+the :class:`LogBatch` es it hands out. Three things keep what the pane shows current however fast
+a container prints:
+
+* **Bounded pending lines.** The reader keeps at most ``burst`` lines between two batches; older
+  ones are dropped as they arrive (at the source: never cleaned, never posted to the UI) and
+  counted, so the batch says exactly how many it skipped.
+* **A reader that yields.** The engine's iterator does not suspend while its socket buffer holds
+  data, so under a flood it would hold the event loop for as long as the flood lasts; the reader
+  works in slices of :data:`SLICE_SECONDS` and rests in between, leaving the loop to keys and
+  repaints.
+* **Jumps to the present.** A container can print faster than any reader can parse (200,000
+  lines/s and more); then the stream itself falls behind. While lines flow fast, a prober asks
+  for the newest line (``tail=1``, no follow) every :data:`PROBE_SECONDS`; if the reader has not
+  reached it :data:`CATCH_UP_SECONDS` later, the reader drops its stream and reopens it at the
+  newest output (``tail=jump_tail``). What lay in between was never read, so the batch can only
+  say that it jumped, not how many lines it passed.
+
+Skips travel with the lines as :class:`SkipMarker` entries (a ``str`` whose text is the marker
+the pane shows), so coalescing batches and bounded buffers keep them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from containerlease_tui.sanitize import clean_log_line
+
+OpenStream = Callable[[int | str, bool], AsyncIterator[str]]
+"""``open(tail, follow)``: the container's output as lines (``LeaseService.logs`` bound to one
+lease)."""
+
+BURST = 2_000
+"""Lines one batch holds at most (older pending ones are skipped and counted)."""
+BATCH_SECONDS = 0.1
+"""How long a batch gathers lines (the pane repaints at most this often for new output)."""
+SLICE_SECONDS = 0.004
+"""How long the reader reads before it lets the event loop run other work."""
+REST_SECONDS = 0.004
+"""How long the reader rests after a slice that found the stream still full."""
+PROBE_SECONDS = 0.25
+"""How often the prober asks for the newest line while lines flow fast."""
+CATCH_UP_SECONDS = 0.4
+"""How long the reader has to reach a probed line before it jumps to the present."""
+BUSY_LINES = 500
+"""Lines per probe interval below which nobody probes (the reader keeps up by far)."""
+JUMP_TAIL = 200
+"""Lines the reopened stream starts with after a jump."""
+RECENT = 4_096
+"""Raw lines remembered to tell whether a probed line was already read."""
+_CHECK_EVERY = 128
+"""Lines between two looks at the clock in the reader."""
+
+
+class SkipMarker(str):
+    """A gap in the output: ``skipped`` lines dropped, and/or a jump past unread output."""
+
+    skipped: int
+    jumped: bool
+
+    def __new__(cls, skipped: int, jumped: bool = False) -> SkipMarker:
+        if jumped and skipped:
+            text = f"… {skipped:,} lines skipped, then jumped ahead to the newest output …"
+        elif jumped:
+            text = "… skipped ahead to the newest output (lines in between were not read) …"
+        else:
+            text = f"… {skipped:,} lines skipped …"
+        marker = super().__new__(cls, text)
+        marker.skipped = skipped
+        marker.jumped = jumped
+        return marker
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (SkipMarker, (self.skipped, self.jumped))
+
+
+def is_marker(line: str) -> bool:
+    """Whether ``line`` is a :class:`SkipMarker` (not container output)."""
+    return isinstance(line, SkipMarker)
+
+
+def merge_markers(first: SkipMarker | None, second: SkipMarker) -> SkipMarker:
+    """One marker standing for two adjacent gaps."""
+    if first is None:
+        return second
+    return SkipMarker(first.skipped + second.skipped, first.jumped or second.jumped)
+
+
+def bound_lines(lines: Sequence[str], limit: int) -> list[str]:
+    """At most ``limit`` entries, the newest; what is cut is counted into a leading marker
+    (together with any markers among the cut entries), so no gap goes unreported."""
+    if len(lines) <= limit:
+        return list(lines)
+    cut = len(lines) - limit + 1  # one slot for the marker
+    dropped = lines[:cut]
+    marker = SkipMarker(0)
+    for line in dropped:
+        if isinstance(line, SkipMarker):
+            marker = merge_markers(marker, line)
+        else:
+            marker = merge_markers(marker, SkipMarker(1))
+    rest = list(lines[cut:])
+    head = rest[0] if rest else None
+    if isinstance(head, SkipMarker):
+        marker = merge_markers(marker, head)
+        del rest[0]
+    return [marker, *rest]
+
+
+@dataclass
+class LogBatch:
+    """Lines to show, oldest first, with :class:`SkipMarker` entries where lines were skipped."""
+
+    lines: list[str] = field(default_factory=list)
+    skipped: int = 0
+    """Lines dropped (counted) in front of or among these."""
+    jumped: bool = False
+    """Whether the reader jumped past unread output."""
+
+
+class LogFlow:
+    """Reads ``open_stream`` in the background and hands out bounded, current batches."""
+
+    def __init__(
+        self,
+        open_stream: OpenStream,
+        *,
+        tail: int | str = "all",
+        burst: int = BURST,
+        jump_tail: int = JUMP_TAIL,
+        clean: Callable[[str], str] = clean_log_line,
+        clock: Callable[[], float] = time.monotonic,
+        slice_seconds: float = SLICE_SECONDS,
+        rest_seconds: float = REST_SECONDS,
+        probe_seconds: float = PROBE_SECONDS,
+        catch_up_seconds: float = CATCH_UP_SECONDS,
+        busy_lines: int = BUSY_LINES,
+    ) -> None:
+        self._open = open_stream
+        self._tail = tail
+        self.burst = max(1, burst)
+        self.jump_tail = jump_tail
+        self._clean = clean
+        self._clock = clock
+        self._slice = slice_seconds
+        self._rest = rest_seconds
+        self._probe_every = probe_seconds
+        self._catch_up = catch_up_seconds
+        self._busy_lines = busy_lines
+        self._pending: deque[str] = deque(maxlen=self.burst)
+        self._recent: deque[str] = deque(maxlen=RECENT)
+        self._skipped = 0
+        self._jumped = False
+        self._jump_wanted = False
+        self._jump_done = asyncio.Event()
+        self._watch: str | None = None
+        self._wake = asyncio.Event()
+        self._done = False
+        self.error: str | None = None
+        """Why the stream failed (None: it ended, or is still going)."""
+        self.received = 0
+        """Lines read from the stream (shown or skipped)."""
+        self.skipped_total = 0
+        """Lines read and dropped, over the whole flow."""
+        self.jumps = 0
+        """How often the reader jumped to the present."""
+
+    # --- the reader --------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        tail = self._tail
+        try:
+            while True:
+                self._jump_wanted = False
+                self._jump_done.set()
+                stream = self._open(tail, True)
+                jumped = await self._read_stream(stream)
+                if not jumped:
+                    return
+                self.jumps += 1
+                self._jumped = True
+                self._wake.set()
+                tail = self.jump_tail
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.error = str(exc) or type(exc).__name__
+        finally:
+            self._done = True
+            self._wake.set()
+            self._jump_done.set()
+
+    async def _read_stream(self, stream: AsyncIterator[str]) -> bool:
+        """Read one stream to its end (False) or until a jump is wanted (True)."""
+        pending = self._pending
+        recent = self._recent
+        burst = self.burst
+        clock = self._clock
+        wake = self._wake
+        count = 0
+        started = clock()
+        try:
+            async for line in stream:
+                if len(pending) == burst:
+                    self._skipped += 1
+                pending.append(line)
+                recent.append(line)
+                if self._watch is not None and line == self._watch:
+                    self._watch = None
+                count += 1
+                if self._jump_wanted:
+                    return True
+                if count >= _CHECK_EVERY:
+                    self.received += count
+                    count = 0
+                    wake.set()
+                    if clock() - started >= self._slice:
+                        await asyncio.sleep(self._rest)  # a full stream: let keys and repaints run
+                        started = clock()
+                elif not wake.is_set():
+                    wake.set()
+            return False
+        finally:
+            self.received += count
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    # --- the prober --------------------------------------------------------------------------
+
+    async def _newest(self) -> str | None:
+        newest: str | None = None
+        stream = self._open(1, False)
+        try:
+            async for line in stream:
+                newest = line
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        return newest
+
+    async def _probe(self) -> None:
+        last = self.received
+        while not self._done:
+            await asyncio.sleep(self._probe_every)
+            if self.received - last < self._busy_lines:
+                last = self.received
+                continue
+            try:
+                newest = await self._newest()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                newest = None  # the reader will see the failure itself
+            if newest is None or newest in self._recent:
+                last = self.received
+                continue
+            self._watch = newest
+            await asyncio.sleep(self._catch_up)
+            if self._watch is not None and not self._done:
+                self._watch = None
+                self._jump_done.clear()
+                self._jump_wanted = True  # still behind: the reader reopens at the present
+                await self._jump_done.wait()
+            last = self.received
+
+    # --- batches -----------------------------------------------------------------------------
+
+    def take(self) -> LogBatch:
+        """What arrived since the last call: cleaned lines, a marker in front for any skip."""
+        raw = list(self._pending)
+        self._pending.clear()
+        skipped, jumped = self._skipped, self._jumped
+        self._skipped, self._jumped = 0, False
+        self.skipped_total += skipped
+        clean = self._clean
+        lines: list[str] = [clean(line) for line in raw]
+        if skipped or jumped:
+            lines.insert(0, SkipMarker(skipped, jumped))
+        return LogBatch(lines, skipped, jumped)
+
+    async def batches(self, interval: float = BATCH_SECONDS) -> AsyncIterator[LogBatch]:
+        """Batches until the stream ends (then :attr:`error` says whether it failed)."""
+        reader = asyncio.create_task(self._read())
+        prober = asyncio.create_task(self._probe())
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if not self._done:
+                    await asyncio.sleep(interval)  # gather a burst into one batch
+                batch = self.take()
+                if batch.lines:
+                    yield batch
+                if self._done and not self._pending:
+                    return
+        finally:
+            for task in (prober, reader):
+                task.cancel()
+            for task in (prober, reader):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
