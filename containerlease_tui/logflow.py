@@ -43,13 +43,13 @@ BATCH_SECONDS = 0.1
 """How long a batch gathers lines (the pane repaints at most this often for new output)."""
 SLICE_SECONDS = 0.004
 """How long the reader reads before it lets the event loop run other work."""
-REST_SECONDS = 0.004
+REST_SECONDS = 0.006
 """How long the reader rests after a slice that found the stream still full."""
-PROBE_SECONDS = 0.25
+PROBE_SECONDS = 0.15
 """How often the prober asks for the newest line while lines flow fast."""
-CATCH_UP_SECONDS = 0.4
+CATCH_UP_SECONDS = 0.25
 """How long the reader has to reach a probed line before it jumps to the present."""
-BUSY_LINES = 500
+BUSY_LINES = 300
 """Lines per probe interval below which nobody probes (the reader keeps up by far)."""
 JUMP_TAIL = 200
 """Lines the reopened stream starts with after a jump."""
