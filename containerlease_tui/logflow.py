@@ -14,9 +14,10 @@ a container prints:
 * **Jumps to the present.** A container can print faster than any reader can parse (200,000
   lines/s and more); then the stream itself falls behind. While lines flow fast, a prober asks
   for the newest line (``tail=1``, no follow) every :data:`PROBE_SECONDS`; if the reader has not
-  reached it :data:`CATCH_UP_SECONDS` later, the reader drops its stream and reopens it at the
-  newest output (``tail=jump_tail``). What lay in between was never read, so the batch can only
-  say that it jumped, not how many lines it passed.
+  reached it :data:`CATCH_UP_SECONDS` later (and was busy reading a full stream meanwhile), the
+  reader drops its stream and reopens it at the newest output (``tail=jump_tail``). What lay in
+  between was never read, so the batch can only say that it jumped, not how many lines it
+  passed.
 
 Skips travel with the lines as :class:`SkipMarker` entries (a ``str`` whose text is the marker
 the pane shows), so coalescing batches and bounded buffers keep them in order.
@@ -49,6 +50,10 @@ PROBE_SECONDS = 0.15
 """How often the prober asks for the newest line while lines flow fast."""
 CATCH_UP_SECONDS = 0.25
 """How long the reader has to reach a probed line before it jumps to the present."""
+CATCH_UP_BUSY_SECONDS = 0.08
+"""…and how long it must have spent reading a full stream meanwhile: a reader that was merely
+kept off the event loop for a while (a slow repaint, a busy machine) catches up by itself, so a
+wall-clock deadline alone would jump past lines it could have read."""
 BUSY_LINES = 300
 """Lines per probe interval below which nobody probes (the reader keeps up by far)."""
 JUMP_TAIL = 200
@@ -57,6 +62,8 @@ RECENT = 4_096
 """Raw lines remembered to tell whether a probed line was already read."""
 _CHECK_EVERY = 128
 """Lines between two looks at the clock in the reader."""
+FULL_RATE = 10_000
+"""Lines/s above which a chunk counts as read from a full stream (they were waiting)."""
 
 
 class SkipMarker(str):
@@ -142,6 +149,7 @@ class LogFlow:
         probe_seconds: float = PROBE_SECONDS,
         catch_up_seconds: float = CATCH_UP_SECONDS,
         busy_lines: int = BUSY_LINES,
+        catch_up_busy_seconds: float = CATCH_UP_BUSY_SECONDS,
     ) -> None:
         self._open = open_stream
         self._tail = tail
@@ -158,9 +166,11 @@ class LogFlow:
         self._recent: deque[str] = deque(maxlen=RECENT)
         self._skipped = 0
         self._jumped = False
-        self._jump_wanted = False
-        self._jump_done = asyncio.Event()
-        self._watch: str | None = None
+        self._watched: dict[str, tuple[float, float]] = {}
+        """Probed newest lines not read yet → (wall-clock deadline, reader busy time then)."""
+        self._busy = 0.0
+        """Seconds the reader spent reading a stream that was full (lines waiting)."""
+        self._catch_up_busy = catch_up_busy_seconds
         self._wake = asyncio.Event()
         self._done = False
         self.error: str | None = None
@@ -178,8 +188,7 @@ class LogFlow:
         tail = self._tail
         try:
             while True:
-                self._jump_wanted = False
-                self._jump_done.set()
+                self._watched.clear()
                 stream = self._open(tail, True)
                 jumped = await self._read_stream(stream)
                 if not jumped:
@@ -195,37 +204,43 @@ class LogFlow:
         finally:
             self._done = True
             self._wake.set()
-            self._jump_done.set()
 
     async def _read_stream(self, stream: AsyncIterator[str]) -> bool:
-        """Read one stream to its end (False) or until a jump is wanted (True)."""
+        """Read one stream to its end (False) or until it is too far behind (True)."""
         pending = self._pending
         recent = self._recent
         burst = self.burst
         clock = self._clock
         wake = self._wake
+        watched = self._watched
+        full = _CHECK_EVERY / FULL_RATE
         count = 0
-        started = clock()
+        started = chunk = clock()
         try:
             async for line in stream:
                 if len(pending) == burst:
                     self._skipped += 1
                 pending.append(line)
                 recent.append(line)
-                if self._watch is not None and line == self._watch:
-                    self._watch = None
+                if watched and line in watched:
+                    self._reached(line)
                 count += 1
-                if self._jump_wanted:
+                if count < _CHECK_EVERY:
+                    if not wake.is_set():
+                        wake.set()
+                    continue
+                self.received += count
+                count = 0
+                wake.set()
+                now = clock()
+                if now - chunk < full:
+                    self._busy += now - chunk  # these lines were all waiting: a full stream
+                if watched and self._overdue(now):
                     return True
-                if count >= _CHECK_EVERY:
-                    self.received += count
-                    count = 0
-                    wake.set()
-                    if clock() - started >= self._slice:
-                        await asyncio.sleep(self._rest)  # a full stream: let keys and repaints run
-                        started = clock()
-                elif not wake.is_set():
-                    wake.set()
+                if now - started >= self._slice:
+                    await asyncio.sleep(self._rest)  # a full stream: let keys and repaints run
+                    started = clock()
+                chunk = clock()
             return False
         finally:
             self.received += count
@@ -233,6 +248,19 @@ class LogFlow:
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+
+    def _reached(self, line: str) -> None:
+        """The reader read probed line ``line``: it and every older probe are done."""
+        for key in list(self._watched):
+            del self._watched[key]
+            if key == line:
+                return
+
+    def _overdue(self, now: float) -> bool:
+        """Whether the oldest probed line is still unread past its deadline, after the reader
+        spent long enough on a full stream: the stream lags, jump."""
+        deadline, busy = next(iter(self._watched.values()))
+        return now >= deadline and self._busy - busy >= self._catch_up_busy
 
     # --- the prober --------------------------------------------------------------------------
 
@@ -256,23 +284,16 @@ class LogFlow:
             if self.received - last < self._busy_lines:
                 last = self.received
                 continue
+            last = self.received
             try:
                 newest = await self._newest()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 newest = None  # the reader will see the failure itself
-            if newest is None or newest in self._recent:
-                last = self.received
+            if newest is None or newest in self._recent or newest in self._watched:
                 continue
-            self._watch = newest
-            await asyncio.sleep(self._catch_up)
-            if self._watch is not None and not self._done:
-                self._watch = None
-                self._jump_done.clear()
-                self._jump_wanted = True  # still behind: the reader reopens at the present
-                await self._jump_done.wait()
-            last = self.received
+            self._watched[newest] = (self._clock() + self._catch_up, self._busy)
 
     # --- batches -----------------------------------------------------------------------------
 
