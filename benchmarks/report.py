@@ -662,11 +662,12 @@ def _reading(name: str, doc: Doc) -> str:
         if keys.get("ours/bare latency p95") is not None:
             text = (
                 f"- Keys under log load: ours is {x(keys['ours/bare latency p50'])} the bare "
-                f"app at p50 and {x(keys['ours/bare latency p95'])} at p95. The log pane writes "
-                "each 50 ms batch into a `RichLog`, which measures and renders the lines into "
-                "styled strips as they arrive and keeps 10,000 of them; the bare `Log` keeps "
-                "strings and renders only the visible rows. A key press that lands behind a "
-                "batch waits for it."
+                f"app at p50 and {x(keys['ours/bare latency p95'])} at p95. At the commit "
+                "measured here the log pane wrote each 50 ms batch into a `RichLog`, which "
+                "measures and renders the lines into styled strips as they arrive; it has since "
+                "become a virtual `LogView` that renders only the visible rows, like the bare "
+                "`Log` (section 5 measures it). A key press that lands behind a batch waits "
+                "for it."
             )
             nogc = keys.get("ours without gc/bare latency p99")
             if nogc is not None:

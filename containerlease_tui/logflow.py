@@ -43,14 +43,15 @@ BURST = 2_000
 BATCH_SECONDS = 0.1
 """How long a batch gathers lines (the pane repaints at most this often for new output)."""
 SLICE_SECONDS = 0.004
-"""How long the reader reads before it lets the event loop run other work."""
-REST_SECONDS = 0.006
-"""How long the reader rests after a slice that found the stream still full."""
+"""How long the reader reads a full stream before it lets the event loop run other work."""
+REST_SECONDS = 0.012
+"""How long the reader rests after a slice that found the stream still full (it reads at
+most a quarter of the time: under a flood the jumps, not the reading, keep the pane current)."""
 PROBE_SECONDS = 0.15
 """How often the prober asks for the newest line while lines flow fast."""
-CATCH_UP_SECONDS = 0.25
+CATCH_UP_SECONDS = 0.3
 """How long the reader has to reach a probed line before it jumps to the present."""
-CATCH_UP_BUSY_SECONDS = 0.08
+CATCH_UP_BUSY_SECONDS = 0.05
 """…and how long it must have spent reading a full stream meanwhile: a reader that was merely
 kept off the event loop for a while (a slow repaint, a busy machine) catches up by itself, so a
 wall-clock deadline alone would jump past lines it could have read."""
@@ -215,7 +216,8 @@ class LogFlow:
         watched = self._watched
         full = _CHECK_EVERY / FULL_RATE
         count = 0
-        started = chunk = clock()
+        busy_slice = 0.0
+        chunk = clock()
         try:
             async for line in stream:
                 if len(pending) == burst:
@@ -233,13 +235,14 @@ class LogFlow:
                 count = 0
                 wake.set()
                 now = clock()
-                if now - chunk < full:
-                    self._busy += now - chunk  # these lines were all waiting: a full stream
+                if now - chunk < full:  # these lines were all waiting: a full stream
+                    self._busy += now - chunk
+                    busy_slice += now - chunk
                 if watched and self._overdue(now):
                     return True
-                if now - started >= self._slice:
+                if busy_slice >= self._slice:
                     await asyncio.sleep(self._rest)  # a full stream: let keys and repaints run
-                    started = clock()
+                    busy_slice = 0.0
                 chunk = clock()
             return False
         finally:
