@@ -17,7 +17,7 @@ from rich.cells import cell_len, chop_cells
 from rich.segment import Segment
 from rich.style import Style
 from textual.events import Resize
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -26,6 +26,11 @@ from containerlease_tui.logflow import is_marker
 
 def _cells(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
+
+
+def _tabs(lines: Iterable[str]) -> list[str]:
+    """Tabs expanded (to 8 columns, as a terminal does), so one character is one cell."""
+    return [line.expandtabs() if "\t" in line and not is_marker(line) else line for line in lines]
 
 
 class LogView(ScrollView, can_focus=True):
@@ -64,6 +69,7 @@ class LogView(ScrollView, can_focus=True):
         self._wrap_width = 0
         self._width = 0
         self.pattern: re.Pattern[str] | None = None
+        self._base: Style | None = None
 
     # --- content -----------------------------------------------------------------------------
 
@@ -93,13 +99,14 @@ class LogView(ScrollView, can_focus=True):
     def set_lines(self, lines: Iterable[str]) -> None:
         """Replace every line (a new filter, wrap, or resume), then follow the end."""
         self.lines.clear()
-        self.lines.extend(lines)
+        self.lines.extend(_tabs(lines))
         self._rebuild()
 
     def write_lines(self, lines: list[str]) -> None:
         """Append lines; the view follows the end unless the user scrolled up."""
         if not lines:
             return
+        lines = _tabs(lines)
         following = self.is_vertical_scroll_end and not self.is_vertical_scrollbar_grabbed
         before = len(self._rows)
         if self._wrap:
@@ -161,10 +168,18 @@ class LogView(ScrollView, can_focus=True):
 
     # --- rendering ---------------------------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's style walks every ancestor: work it out once per repaint, not per row.
+        self._base = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._base = None
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._base or self.rich_style
         index = scroll_y + y
         if index >= len(self._rows):
             return Strip.blank(width, base)
@@ -174,6 +189,10 @@ class LogView(ScrollView, can_focus=True):
             segments = [Segment(text, style)]
         elif self.pattern is not None:
             segments = self._highlighted(text, base)
+        elif text.isascii():
+            # The common row: one cell per character, so crop and pad it here (one strip).
+            shown = text[scroll_x : scroll_x + width]
+            return Strip([Segment(shown.ljust(width), base)], width)
         else:
             segments = [Segment(text, base)]
         strip = Strip(segments, _cells(text))
