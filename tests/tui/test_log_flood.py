@@ -139,3 +139,30 @@ async def test_pause_and_save_under_a_flood_say_what_was_kept(
         text = saved.read_text().splitlines()
         assert any(line.startswith("… ") and line.endswith(" …") for line in text)
         assert len(text) <= logs.max_lines
+
+
+async def test_the_view_renders_only_what_it_keeps_and_marks_the_gaps() -> None:
+    from textual.app import App, ComposeResult
+
+    from containerlease_tui.tui.widgets.log_view import LogView
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LogView(id="v", max_lines=100)
+
+    app = One()
+    async with app.run_test(size=(40, 10)) as pilot:
+        view = app.query_one(LogView)
+        view.write_lines([f"line {n}" for n in range(150)] + [SkipMarker(7), "tab\there"])
+        await pilot.pause()
+        assert len(view.lines) == 100  # the ring keeps the newest
+        assert view.lines[-1] == "tab     here"  # tabs expanded: one character, one cell
+        assert isinstance(view.lines[-2], SkipMarker)
+        text = "\n".join(screen_lines(app))
+        assert "… 7 lines skipped …" in text and "tab     here" in text  # followed to the end
+
+        view.wrap = True
+        view.write_lines(["x" * 100])
+        await pilot.pause()
+        assert view.row_count > len(view.lines)  # the long line wrapped into pieces
+        assert "x" * 30 in "\n".join(screen_lines(app))
