@@ -4,9 +4,10 @@ Core (no Textual): the log pane runs a :class:`LogFlow` over the service's log i
 the :class:`LogBatch` es it hands out. Three things keep what the pane shows current however fast
 a container prints:
 
-* **Bounded pending lines.** The reader keeps at most ``burst`` lines between two batches; older
-  ones are dropped as they arrive (at the source: never cleaned, never posted to the UI) and
-  counted, so the batch says exactly how many it skipped.
+* **Bounded pending lines.** A batch holds at most ``burst`` lines (once the history the stream
+  opens with, ``tail`` lines, has been handed out whole); older ones are dropped before they
+  reach the UI (never cleaned, never posted) and counted, so the batch says exactly how many it
+  skipped.
 * **A reader that yields.** The engine's iterator does not suspend while its socket buffer holds
   data, so under a flood it would hold the event loop for as long as the flood lasts; the reader
   works in slices of :data:`SLICE_SECONDS` and rests in between, leaving the loop to keys and
@@ -163,7 +164,11 @@ class LogFlow:
         self._probe_every = probe_seconds
         self._catch_up = catch_up_seconds
         self._busy_lines = busy_lines
-        self._pending: deque[str] = deque(maxlen=self.burst)
+        self._history = tail if isinstance(tail, int) else 0
+        """Lines of history the stream opens with: those may come in one batch."""
+        self._limit = max(self.burst, self._history)
+        self._pending: deque[str] = deque(maxlen=self._limit)
+        self._handed = 0
         self._recent: deque[str] = deque(maxlen=RECENT)
         self._skipped = 0
         self._jumped = False
@@ -210,7 +215,7 @@ class LogFlow:
         """Read one stream to its end (False) or until it is too far behind (True)."""
         pending = self._pending
         recent = self._recent
-        burst = self.burst
+        limit = self._limit
         clock = self._clock
         wake = self._wake
         watched = self._watched
@@ -220,7 +225,7 @@ class LogFlow:
         chunk = clock()
         try:
             async for line in stream:
-                if len(pending) == burst:
+                if len(pending) == limit:
                     self._skipped += 1
                 pending.append(line)
                 recent.append(line)
@@ -304,6 +309,11 @@ class LogFlow:
         """What arrived since the last call: cleaned lines, a marker in front for any skip."""
         raw = list(self._pending)
         self._pending.clear()
+        allowed = max(self.burst, self._history - self._handed)  # the history comes whole
+        if len(raw) > allowed:
+            self._skipped += len(raw) - allowed
+            raw = raw[-allowed:]
+        self._handed += len(raw)
         skipped, jumped = self._skipped, self._jumped
         self._skipped, self._jumped = 0, False
         self.skipped_total += skipped

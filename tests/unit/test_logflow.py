@@ -50,6 +50,16 @@ async def test_a_flood_is_cut_at_the_reader_and_every_skip_is_counted() -> None:
     assert flow.skipped_total == sum(m.skipped for m in markers)
 
 
+async def test_the_history_a_stream_opens_with_comes_whole() -> None:
+    async def stream(tail: int | str, follow: bool) -> AsyncIterator[str]:
+        for n in range(int(tail)):
+            yield f"old {n}"  # the backlog: all there at once
+
+    flow = LogFlow(stream, tail=5_000, burst=500)
+    batches = await _collect(flow, lambda got: any("old 4999" in b.lines for b in got))
+    assert _entries(batches) == [f"old {n}" for n in range(5_000)]  # no marker, nothing cut
+
+
 async def test_a_slow_stream_loses_nothing() -> None:
     async def stream(tail: int | str, follow: bool) -> AsyncIterator[str]:
         for n in range(300):
