@@ -65,6 +65,7 @@ from benchmarks.tui_load import (
     settle_render,
     wait_until,
 )
+from containerlease_tui import logflow
 from containerlease_tui.config import ImageSpec, Settings
 from containerlease_tui.leases import ProvisionRequest
 
@@ -449,6 +450,16 @@ async def run(env: BenchEnv, machine: dict[str, Any]) -> Result:
             "flood": "busybox awk printing numbered lines, unbounded",
             "spam_rate": "525 lines then 0.1 s sleep (~5,000 lines/s)",
             "presses": presses,
+            "logflow": {
+                "burst": logflow.BURST,
+                "batch_seconds": logflow.BATCH_SECONDS,
+                "slice_seconds": logflow.SLICE_SECONDS,
+                "rest_seconds": logflow.REST_SECONDS,
+                "probe_seconds": logflow.PROBE_SECONDS,
+                "catch_up_seconds": logflow.CATCH_UP_SECONDS,
+                "catch_up_busy_seconds": logflow.CATCH_UP_BUSY_SECONDS,
+                "jump_tail": logflow.JUMP_TAIL,
+            },
         },
         results=results,
         ratios=ratios,

@@ -693,19 +693,33 @@ def _reading(name: str, doc: Doc) -> str:
                 "(the backlog is capped, so memory still stays bounded)."
             )
     elif name == "logs":
+        f = doc["params"].get("logflow", {})
+
+        def m(key: str, default: float) -> str:
+            return f"{float(f.get(key, default)) * 1000:,.0f} ms"
+
         lines.append(
-            "- The log pane reads through `LogFlow` (`containerlease_tui/logflow.py`): it keeps at "
-            "most 2,000 pending lines between two 100 ms batches and counts what it drops (never "
-            "cleaned or posted); it reads in 4 ms slices and rests in between, so a full socket "
-            "cannot hold the event loop; and while lines flow fast it probes the newest line "
-            "(`tail=1`) every 250 ms: not reached 400 ms later, it reopens the stream at the "
-            "newest output (`tail=200`). The view (`LogView`) is a `ScrollView` over a ring of "
-            "plain strings that renders only the visible rows."
+            "- The log pane reads through `LogFlow` (`containerlease_tui/logflow.py`): a batch "
+            f"(every {m('batch_seconds', 0.1)}) holds at most {f.get('burst', 2000):,} lines, and "
+            "what it drops is counted, never cleaned or posted to the UI; the reader reads a "
+            f"full stream for {m('slice_seconds', 0.004)} and then rests "
+            f"{m('rest_seconds', 0.012)}, so a full socket cannot hold the event loop; and while "
+            f"lines flow fast it probes the newest line (`tail=1`) every "
+            f"{m('probe_seconds', 0.15)}: still unread {m('catch_up_seconds', 0.3)} later, "
+            f"with the reader busy on a full stream for at least "
+            f"{m('catch_up_busy_seconds', 0.05)} meanwhile, it reopens the stream at the "
+            f"newest output (`tail={f.get('jump_tail', 200)}`). The view (`LogView`) is a "
+            "`ScrollView` over a ring of plain strings that renders only the visible rows."
         )
         lines.append(
             "- The bare reader parses every frame and never skips, so under the flood its lag "
             "grows for as long as the flood lasts; ours shows the present and marks the gaps "
             '("… 184,322 lines skipped …", "… skipped ahead to the newest output …").'
+        )
+        lines.append(
+            "- The key figures swing with the machine's load (two cores shared with other "
+            "work; see the load at start): compare rows of the same run, and the flood's "
+            "ours ÷ bare, rather than absolute milliseconds."
         )
     for note in doc.get("notes", []):
         lines.append(f"- Note: {note}")
