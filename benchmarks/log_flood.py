@@ -342,8 +342,12 @@ def child_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+_SPAWNED = [0]
+
+
 async def _spawn(env: BenchEnv, name: str, presses: int) -> dict[str, Any]:
-    prefix = new_prefix(env, name.replace("-", ""))
+    _SPAWNED[0] += 1  # a prefix (and container names) of its own for every run and retry
+    prefix = new_prefix(env, f"{name.replace('-', '')}{_SPAWNED[0]}")
     args = [sys.executable, "-m", "benchmarks.log_flood", name, "--prefix", prefix]
     args += ["--presses", str(presses)] + (["--quick"] if env.quick else [])
     proc = await asyncio.create_subprocess_exec(

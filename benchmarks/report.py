@@ -716,9 +716,11 @@ def _reading(name: str, doc: Doc) -> str:
             "grows for as long as the flood lasts; ours shows the present and marks the gaps "
             '("… 184,322 lines skipped …", "… skipped ahead to the newest output …").'
         )
+        load = ", ".join(f"{v:.2f}" for v in doc["machine"].get("load_avg_at_start", []))
         lines.append(
             "- The key figures swing with the machine's load (two cores shared with other "
-            "work; see the load at start): compare rows of the same run, and the flood's "
+            f"work; load average when this group started: {load}; commit "
+            f"{doc['machine'].get('commit')}): compare rows of the same run, and the flood's "
             "ours ÷ bare, rather than absolute milliseconds."
         )
     for note in doc.get("notes", []):
