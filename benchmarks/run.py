@@ -18,7 +18,7 @@ from typing import Any
 from benchmarks import report
 from benchmarks.common import DOCS, RESULTS, BenchEnv, Result, cleanup, log, machine_info
 
-GROUPS = ("provision", "reap", "store", "tui")
+GROUPS = ("provision", "reap", "store", "tui", "logs")
 
 
 async def _group(name: str, env: BenchEnv, machine: dict[str, Any]) -> Result:
@@ -29,6 +29,8 @@ async def _group(name: str, env: BenchEnv, machine: dict[str, Any]) -> Result:
         from benchmarks.reap import run as runner
     elif name == "store":
         from benchmarks.store_scaling import run as runner
+    elif name == "logs":
+        from benchmarks.log_flood import run as runner
     else:
         from benchmarks.tui_load import run as runner
     return await runner(env, machine)

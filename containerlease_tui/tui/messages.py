@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 from textual.notifications import SeverityLevel
 
+from containerlease_tui.logflow import bound_lines
 from containerlease_tui.models import Lease, LeaseEvent
 
 if TYPE_CHECKING:
@@ -83,17 +84,17 @@ class ImagesLoaded(Message):
 
 @dataclass(eq=False)
 class LogLines(Message):
-    """A batch of output lines of one lease's container."""
+    """A batch of output lines of one lease's container (with skip markers where lines were
+    dropped under load: :class:`~containerlease_tui.logflow.SkipMarker`)."""
 
     lease_id: str
     lines: list[str]
 
     def can_replace(self, message: Message) -> bool:
         # Coalesce: the newer batch takes this one's lines in front of its own, so a flood of
-        # batches becomes one write, and no line is lost (beyond the pane's bound).
+        # batches becomes one write; what the bound cuts is counted into a skip marker.
         if isinstance(message, LogLines) and message.lease_id == self.lease_id:
-            merged = [*self.lines, *message.lines]
-            message.lines = merged[-MAX_COALESCED_LINES:]
+            message.lines = bound_lines([*self.lines, *message.lines], MAX_COALESCED_LINES)
             return True
         return False
 
@@ -115,6 +116,10 @@ class LogSaved(Message):
     error: str | None = None
     filter: str = ""
     """The filter the lines were chosen by ("": every buffered line)."""
+    skipped: int = 0
+    """Lines the saved stretch skipped under load (marked in the file, not in it)."""
+    jumped: bool = False
+    """Whether the saved stretch jumped past output that was never read."""
 
 
 @dataclass(eq=False)

@@ -12,11 +12,12 @@ from typing import Any
 
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import Input, RichLog
+from textual.widgets import Input
 
 from containerlease_tui.tui.screens import ConfirmScreen, HelpScreen
 from containerlease_tui.tui.widgets import LeaseTable
 from containerlease_tui.tui.widgets.inputs import FilterInput, FormInput
+from containerlease_tui.tui.widgets.log_view import LogView
 
 from .fakes import DEMO_LOGS
 from .helpers import follow, footer_text, loaded, make, settle
@@ -44,7 +45,7 @@ async def test_footer_at_80_columns_in_each_focus_context() -> None:
 
         # The log pane: its own keys, the way back, and n ? q.
         await follow(pilot, "k7m2x9qa")
-        assert isinstance(app.focused, RichLog)
+        assert isinstance(app.focused, LogView)
         await _footer_is(pilot, LOG_FOOTER)
         await pilot.press("p")
         await _footer_is(pilot, LOG_FOOTER.replace("p Pause", "p Resume"))

@@ -25,6 +25,7 @@ CORE = [
     "safefile",
     "embedded",
     "doctor",
+    "logflow",
     "store",
     "store.keys",
     "store.scripts",

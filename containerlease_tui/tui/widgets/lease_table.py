@@ -74,6 +74,8 @@ class LeaseTable(DataTable[Text | str]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.user = ""
         self._shown: dict[str, Lease] = {}
+        self._ticked: dict[tuple[str, str], str] = {}
+        """(lease id, column) → the countdown or cost text last written."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -123,6 +125,14 @@ class LeaseTable(DataTable[Text | str]):
         """Show exactly these leases, in this order, keeping the cursor on the same lease."""
         order = [lease.id for lease in leases]
         self._shown = {lease.id: lease for lease in leases}
+        self._ticked = {
+            (lease.id, key): text
+            for lease in leases
+            for key, text in (
+                ("left", time_left_cell(lease, now)),
+                ("cost", cost_cell(lease, now)),
+            )
+        }
         if [str(row.value) for row in self.rows] == order:
             for lease in leases:
                 for (key, _), value in zip(COLUMNS, self._cells(lease, now), strict=True):
@@ -136,11 +146,19 @@ class LeaseTable(DataTable[Text | str]):
             self.move_cursor(row=self.get_row_index(selected.id), animate=False)
 
     def tick(self, now: datetime) -> None:
-        """Move the countdowns and the accrued costs on."""
+        """Move the countdowns and the accrued costs on: only the cells whose text changed
+        (most countdowns and costs do not change every second), so a big table does not cost
+        the other panes a repaint's worth of work each second."""
+        ticked = self._ticked
         for lease in self._shown.values():
             if lease.status.is_active:
-                self.update_cell(lease.id, "left", Text(time_left_cell(lease, now)))
-                self.update_cell(lease.id, "cost", Text(cost_cell(lease, now)))
+                for key, text in (
+                    ("left", time_left_cell(lease, now)),
+                    ("cost", cost_cell(lease, now)),
+                ):
+                    if ticked.get((lease.id, key)) != text:
+                        ticked[(lease.id, key)] = text
+                        self.update_cell(lease.id, key, Text(text))
 
     def select_lease(self, lease_id: str) -> None:
         """Put the cursor on a lease if it is shown."""

@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.reactive import reactive
-from textual.widgets import Input, RichLog, Static
+from textual.widgets import Input, Static
 
+from containerlease_tui.logflow import BATCH_SECONDS, BURST, LogFlow, SkipMarker, is_marker
 from containerlease_tui.models import Lease
 from containerlease_tui.safefile import write_new
 from containerlease_tui.sanitize import clean_log_line, one_line
 from containerlease_tui.tui.keys import LOG_KEYS
 from containerlease_tui.tui.messages import LogLines, LogSaved, LogStreamEnded
 from containerlease_tui.tui.widgets.inputs import FilterInput
+from containerlease_tui.tui.widgets.log_view import LogView
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from containerlease_tui.leases import LeaseService
 
 MAX_LINES = 10_000
 """Lines kept per lease; older ones drop."""
-BATCH_SECONDS = 0.05
-"""How long the follower gathers a burst of lines into one message."""
+
+__all__ = ["BATCH_SECONDS", "BURST", "MAX_LINES", "LogPane", "clean_line", "compile_filter"]
 
 
 def clean_line(line: str) -> str:
@@ -51,11 +52,14 @@ def compile_filter(text: str) -> re.Pattern[str] | None:
 
 
 class LogPane(Vertical):
-    """Output of the selected lease's container, followed live in a worker."""
+    """Output of the selected lease's container, followed live in a worker.
+
+    A :class:`~containerlease_tui.logflow.LogFlow` reads the stream: under a flood it drops the
+    excess before it reaches the UI and jumps to the newest output when the stream itself falls
+    behind; the gaps show as marker lines ("… 184,322 lines skipped …").
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = list(LOG_KEYS)
-
-    COMPONENT_CLASSES = {"log-pane--match"}
 
     lease: reactive[Lease | None] = reactive(None)
     paused: reactive[bool] = reactive(False)
@@ -65,6 +69,10 @@ class LogPane(Vertical):
     """Why following stopped (None: still following)."""
     unseen: reactive[int] = reactive(0)
     """Lines that arrived while paused."""
+    skipped: reactive[int] = reactive(0)
+    """Lines of the followed output dropped under load (never kept)."""
+    jumps: reactive[int] = reactive(0)
+    """How often following jumped past output it could not read."""
 
     def __init__(self, *, id: str | None = None, max_lines: int = MAX_LINES) -> None:
         super().__init__(id=id)
@@ -79,12 +87,12 @@ class LogPane(Vertical):
             placeholder="filter: text or regex (enter: keep, esc: clear)",
             compact=True,
         )
-        yield RichLog(id="log-view", max_lines=self.max_lines, wrap=False, min_width=20)
+        yield LogView(id="log-view", max_lines=self.max_lines)
 
     @property
-    def view(self) -> RichLog:
+    def view(self) -> LogView:
         """The bounded log view."""
-        return self.query_one("#log-view", RichLog)
+        return self.query_one("#log-view", LogView)
 
     # --- following -------------------------------------------------------------------------
 
@@ -93,6 +101,8 @@ class LogPane(Vertical):
         self.lines.clear()
         self.view.clear()
         self.unseen = 0
+        self.skipped = 0
+        self.jumps = 0
         self.ended = None
         self.lease = lease
         if lease.docker_id:
@@ -106,55 +116,29 @@ class LogPane(Vertical):
 
     @work(exclusive=True, group="logs", exit_on_error=False)
     async def _stream(self, service: LeaseService, lease: Lease) -> None:
-        pending: list[str] = []
-        wake = asyncio.Event()
-        done = asyncio.Event()
-        errors: list[str] = []
+        def open_stream(tail: int | str, follow: bool) -> AsyncIterator[str]:
+            return service.logs(lease, follow=follow, tail=tail)
 
-        async def pump() -> None:
-            try:
-                async for line in service.logs(lease, follow=True, tail=self.max_lines):
-                    pending.append(line)
-                    if len(pending) > self.max_lines:
-                        del pending[: -self.max_lines]
-                    wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                errors.append(str(exc) or type(exc).__name__)
-            finally:
-                done.set()
-                wake.set()
-
-        task = asyncio.create_task(pump())
-        try:
-            while True:
-                await wake.wait()
-                wake.clear()
-                if not done.is_set():
-                    await asyncio.sleep(BATCH_SECONDS)  # gather a burst into one message
-                if pending:
-                    batch = [clean_line(line) for line in pending]
-                    pending.clear()
-                    self.post_message(LogLines(lease.id, batch))
-                if done.is_set() and not pending:
-                    self.post_message(LogStreamEnded(lease.id, errors[0] if errors else None))
-                    return
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        flow = LogFlow(open_stream, tail=self.max_lines, clean=clean_line)
+        async for batch in flow.batches(BATCH_SECONDS):
+            self.post_message(LogLines(lease.id, batch.lines))
+        self.post_message(LogStreamEnded(lease.id, flow.error))
 
     @on(LogLines)
     def _on_lines(self, message: LogLines) -> None:
         message.stop()
         if self.lease is None or message.lease_id != self.lease.id or not self.is_attached:
             return
-        self.lines.extend(message.lines)
+        lines = message.lines
+        self.lines.extend(lines)
+        markers = [line for line in lines if isinstance(line, SkipMarker)]
+        if markers:
+            self.skipped += sum(marker.skipped for marker in markers)
+            self.jumps += sum(marker.jumped for marker in markers)
         if self.paused:
-            self.unseen += len(message.lines)
+            self.unseen += len(lines) - len(markers)
             return
-        self._write(message.lines)
+        self._write(lines)
 
     @on(LogStreamEnded)
     def _on_ended(self, message: LogStreamEnded) -> None:
@@ -165,26 +149,20 @@ class LogPane(Vertical):
     # --- rendering -------------------------------------------------------------------------
 
     def _matching(self, lines: list[str] | deque[str]) -> list[str]:
+        """The lines the filter lets through; skip markers always pass."""
         if self._pattern is None:
             return list(lines)
         search = self._pattern.search
-        return [line for line in lines if search(line)]
+        return [line for line in lines if is_marker(line) or search(line)]
 
-    def _write(self, lines: list[str] | deque[str]) -> None:
-        shown = self._matching(lines)
-        if not shown:
-            return
-        text = Text("\n").join(Text(line) for line in shown)
-        if self._pattern is not None:
-            style = self.get_component_rich_style("log-pane--match", partial=True)
-            text.highlight_regex(self._pattern, style=style)
-        self.view.write(text, scroll_end=True)
+    def _write(self, lines: list[str]) -> None:
+        self.view.write_lines(self._matching(lines))
 
     def _rerender(self) -> None:
         view = self.view
-        view.clear()
+        view.pattern = self._pattern
         view.wrap = self.wrap
-        self._write(self.lines)
+        view.set_lines(self._matching(self.lines))
 
     def _title(self) -> None:
         if self.lease is None:
@@ -200,6 +178,8 @@ class LogPane(Vertical):
             parts.append(f"[$warning]paused[/] ({self.unseen} new, p resumes)")
         else:
             parts.append("[$success]following[/]")
+        if self.skipped or self.jumps:
+            parts.append("[$warning]skipping under load[/]")
         if self.filter_text:
             parts.append("filter [b]$filter[/b]")
         if self.wrap:
@@ -222,6 +202,14 @@ class LogPane(Vertical):
 
     def watch_unseen(self) -> None:
         self._title()
+
+    def watch_skipped(self, before: int, after: int) -> None:
+        if not before or not after:
+            self._title()
+
+    def watch_jumps(self, before: int, after: int) -> None:
+        if not before or not after:
+            self._title()
 
     def watch_paused(self, paused: bool) -> None:
         if not paused and self.is_mounted:
@@ -307,20 +295,26 @@ class LogPane(Vertical):
         self._write_file(path, self._matching(self.lines), self.filter_text)
 
     @work(thread=True, group="save", exit_on_error=False)
-    def _write_file(self, path: Path, lines: list[str], filter_text: str) -> None:
+    def _write_file(self, path: Path, shown: list[str], filter_text: str) -> None:
         """The file write, off the UI loop; the outcome comes back as :class:`LogSaved`.
 
         The folder may be shared (``/tmp``, a project folder): a name planted there, a symlink
         to the user's files for one, is skipped, never followed (:func:`write_new`).
         """
-        data = "".join(f"{line}\n" for line in lines).encode("utf-8", errors="replace")
+        data = "".join(f"{line}\n" for line in shown).encode("utf-8", errors="replace")
+        lines = sum(not is_marker(line) for line in shown)
+        gaps = [line for line in shown if isinstance(line, SkipMarker)]
+        skipped = sum(marker.skipped for marker in gaps)
+        jumped = any(marker.jumped for marker in gaps)
         try:
             written = write_new(path.parent, path.stem, path.suffix, data)
         except OSError as exc:
             error = exc.strerror or str(exc)
-            self.post_message(LogSaved(path, len(lines), error, filter_text))
+            self.post_message(LogSaved(path, lines, error, filter_text))
             return
-        self.post_message(LogSaved(written, len(lines), filter=filter_text))
+        self.post_message(
+            LogSaved(written, lines, filter=filter_text, skipped=skipped, jumped=jumped)
+        )
 
     @on(LogSaved)
     def _on_saved(self, message: LogSaved) -> None:
@@ -331,8 +325,18 @@ class LogPane(Vertical):
             )
             return
         which = f"matching {message.filter!r}" if message.filter else "all buffered"
+        gap = ""
+        if message.skipped or message.jumped:
+            gap = " — only what was kept: "
+            if message.skipped:
+                gap += f"{message.skipped:,} lines skipped under load are not in it"
+                if message.jumped:
+                    gap += ", nor the output jumped over"
+            else:
+                gap += "the output jumped over under load is not in it"
+            gap += " (marked in the file)"
         self.notify(
-            f"Saved {message.lines} lines ({which}) to {message.path}",
+            f"Saved {message.lines} lines ({which}) to {message.path}{gap}",
             title="Log saved",
             markup=False,
         )
@@ -344,7 +348,8 @@ class LogPane(Vertical):
             self.notify("Nothing to copy", severity="warning", markup=False)
             return
         self.app.copy_to_clipboard("\n".join(shown))
-        self.notify(f"Copied {len(shown)} lines to the clipboard", markup=False)
+        count = sum(not is_marker(line) for line in shown)
+        self.notify(f"Copied {count} lines to the clipboard", markup=False)
 
     def focus_view(self) -> None:
         """Focus the log view, so the pane's keys apply."""
