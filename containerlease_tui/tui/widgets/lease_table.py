@@ -125,14 +125,10 @@ class LeaseTable(DataTable[Text | str]):
         """Show exactly these leases, in this order, keeping the cursor on the same lease."""
         order = [lease.id for lease in leases]
         self._shown = {lease.id: lease for lease in leases}
-        self._ticked = {
-            (lease.id, key): text
-            for lease in leases
-            for key, text in (
-                ("left", time_left_cell(lease, now)),
-                ("cost", cost_cell(lease, now)),
-            )
-        }
+        # The next tick writes every countdown and cost once more: DataTable sizes its columns
+        # when idle but keeps the rows it rendered before that until a cell is written, so a
+        # table whose text never changes (a fixed clock) would keep its first, narrow look.
+        self._ticked = {}
         if [str(row.value) for row in self.rows] == order:
             for lease in leases:
                 for (key, _), value in zip(COLUMNS, self._cells(lease, now), strict=True):
