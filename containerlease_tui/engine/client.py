@@ -105,7 +105,9 @@ class Engine:
         """The engine machine's CPUs and memory (``/info``: ``NCPU``, ``MemTotal``)."""
         async with self._conn.guard("talk to the Docker engine"):
             info = as_dict(await self._conn.client().system.info())
-        return HostInfo(cpus=as_int(info.get("NCPU")) or 0, memory=as_int(info.get("MemTotal")) or 0)
+        return HostInfo(
+            cpus=as_int(info.get("NCPU")) or 0, memory=as_int(info.get("MemTotal")) or 0
+        )
 
     # --- images --------------------------------------------------------------------------
 

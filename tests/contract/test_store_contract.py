@@ -367,8 +367,12 @@ async def test_events_name_their_actor(store: Store) -> None:
     cursor = await store.last_event_id()
     lease = await put(store, make_lease())  # the insert: by its owner
     with acting_as("carol"):
-        await store.update(lease.id, lambda x: x.transition(LeaseStatus.RELEASED),
-                           event=EventType.RELEASED, detail="by carol")
+        await store.update(
+            lease.id,
+            lambda x: x.transition(LeaseStatus.RELEASED),
+            event=EventType.RELEASED,
+            detail="by carol",
+        )
         await store.emit(EventType.EXTENDED, lease, detail="by 1h")
     await store.emit(EventType.REAPED, lease)  # nobody said: a reaper's event is the reaper's
     await store.emit(EventType.STOPPED, lease)  # anything else: the owner's

@@ -31,7 +31,6 @@ from decimal import Decimal
 
 from containerlease_tui.config import Settings
 from containerlease_tui.models import EventType, Lease, LeaseEvent, lease_hours, utcnow
-from containerlease_tui.store.events import ACTOR, EventHistory, read_event, since_id
 from containerlease_tui.store import (
     Charge,
     EventBatch,
@@ -43,6 +42,7 @@ from containerlease_tui.store import (
     StoreError,
     StoreUnavailable,
 )
+from containerlease_tui.store.events import ACTOR, EventHistory, read_event, since_id
 
 # The real store's slack on "exactly the budget" (lease-hours are rounded to 6 places).
 _BUDGET_SLACK = Decimal("0.0001")
@@ -435,9 +435,7 @@ class MemoryStore:
                 events.append(event)
         return EventBatch(events, cursor)
 
-    async def event_history(
-        self, since: datetime | None = None, limit: int = 1000
-    ) -> EventHistory:
+    async def event_history(self, since: datetime | None = None, limit: int = 1000) -> EventHistory:
         self._check()
         start = _event_key(since_id(since)) if since is not None else (0, 0)
         kept = [e for e in self._events if _event_key(e.id) >= start][-limit:] if limit else []
@@ -459,6 +457,10 @@ class MemoryStore:
         self._check()
         used = self._budget.get((owner, day.astimezone(UTC).strftime("%Y%m%d")), Decimal(0))
         return max(used, Decimal(0))
+
+    async def claimed(self, lease_ids: Sequence[str]) -> set[str]:
+        self._check()
+        return {i for i in lease_ids if self._keys.get(f"claim:{i}") is not None}
 
     # --- reaper coordination ---------------------------------------------------------------
 
