@@ -70,7 +70,7 @@ class UserSpend:
             "cost_today": str(self.today),
             "cost_week": str(self.week),
             "rate_per_hour": str(self.rate),
-            "by_image": dict(sorted(self.by_image.items())),
+            "by_image": [{"image": k, "active": v} for k, v in sorted(self.by_image.items())],
         }
 
 
