@@ -107,7 +107,17 @@ def test_the_doc_lists_every_json_command() -> None:
 
 
 def test_every_documented_field_is_in_the_output_and_nothing_else(cli: Cli) -> None:
-    shapes = {"Lease", "Status", "Image", "Doctor", "Store"}
+    shapes = {
+        "Lease",
+        "Status",
+        "Image",
+        "Doctor",
+        "Store",
+        "Event",
+        "Spend",
+        "Capacity",
+        "Reapers",
+    }
     for prints in _doc_commands().values():
         assert set(prints.removeprefix("array of ").split(" and ")) <= shapes, prints
     lease_fields, status_fields = _doc_fields("Lease"), _doc_fields("Status")
@@ -127,7 +137,13 @@ def test_every_documented_field_is_in_the_output_and_nothing_else(cli: Cli) -> N
         "doctor": cli.json("doctor"),
         "store status": cli.json("store", "status"),
         "rm": cli.json("rm", lease_id),
+        "spend": cli.json("spend"),
+        "capacity": cli.json("capacity"),
+        "reapers": cli.json("reapers"),
     }
+    lines = cli("events", "--json")
+    assert lines.returncode == 0, lines.stderr
+    outputs["events"] = json.loads(lines.stdout.splitlines()[0])  # one object per line
     outputs["store start"] = outputs["store status"]  # same shape; starting one is test_embedded's
     for command, prints in _doc_commands().items():
         output = outputs[command]
