@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
@@ -864,23 +865,18 @@ def spend(settings: Settings, as_json: bool) -> None:
 
 
 def _budget_line(outlook: Outlook) -> str:
+    from containerlease_tui.spend import format_hours
+
     budget = (
         "no daily budget"
         if outlook.budget_hours is None
-        else f"{_num(outlook.booked_hours)} of {_num(outlook.budget_hours)} lease-hours booked "
-        f"today, {_num(outlook.remaining_hours or 0)} left"
+        else f"{format_hours(outlook.booked_hours)} of {format_hours(outlook.budget_hours)} "
+        f"lease-hours booked today, {format_hours(outlook.remaining_hours or Decimal(0))} left"
     )
     return (
         f"you: {format_cost(outlook.spent_today)} today; {budget}; "
         f"{outlook.active_mine} of {outlook.max_per_user} leases active"
     )
-
-
-def _num(value: object) -> str:
-    from decimal import Decimal
-
-    text = f"{Decimal(str(value)).quantize(Decimal('0.01')):f}".rstrip("0").rstrip(".")
-    return text or "0"
 
 
 @cli.command()

@@ -160,8 +160,8 @@ class Outlook:
             if self.booked_hours + needed > self.budget_hours + BUDGET_SLACK:
                 left = self.remaining_hours or Decimal(0)
                 return (
-                    f"does not fit the daily budget: needs {_hours(needed)} lease-hours, "
-                    f"{_hours(left)} of {_hours(self.budget_hours)} left today"
+                    f"does not fit the daily budget: needs {format_hours(needed)} lease-hours, "
+                    f"{format_hours(left)} of {format_hours(self.budget_hours)} left today"
                 )
         return None
 
@@ -178,8 +178,8 @@ class Outlook:
         }
 
 
-def _hours(value: Decimal) -> str:
-    """Lease-hours for people: ``2``, ``1.5``, ``0.25``."""
+def format_hours(value: Decimal) -> str:
+    """Lease-hours for people: ``2``, ``1.5``, ``0.25`` (the app and the CLI alike)."""
     text = f"{value.quantize(Decimal('0.01')):f}".rstrip("0").rstrip(".")
     return text or "0"
 
