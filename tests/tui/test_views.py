@@ -61,7 +61,7 @@ async def test_activity_shows_the_log_live_filters_redacts_and_copies() -> None:
 
 
 def _own_cost(lease: Lease, since: object) -> Decimal:
-    """The test's own arithmetic: rate × hours run inside the window, to 1/100 of a cent."""
+    """The test's own arithmetic: rate x hours run inside the window, to 1/100 of a cent."""
     end = min(NOW, lease.expires_at)
     if lease.ended_at is not None:
         end = min(end, lease.ended_at)
@@ -113,7 +113,7 @@ async def test_team_view_totals_match_the_tests_arithmetic_to_the_cent() -> None
 
 
 async def test_reapers_view_shows_every_reaper_and_the_next_deadlines() -> None:
-    app, service, _ = make()
+    app, _service, _ = make()
     async with app.run_test(size=(140, 30)) as pilot:
         await loaded(pilot)
         await pilot.press("R")
