@@ -418,6 +418,15 @@ async def test_budget_used_reads_the_days_bookings(store: Store) -> None:
     assert await store.budget_used("alice", now) == Decimal("1.5")
 
 
+async def test_claimed_says_which_leases_a_reaper_holds(store: Store) -> None:
+    assert await store.claimed([]) == set()
+    token = await store.claim("l1", timedelta(seconds=30))
+    assert token is not None
+    assert await store.claimed(["l1", "l2"]) == {"l1"}
+    assert await store.release_claim("l1", token)
+    assert await store.claimed(["l1", "l2"]) == set()
+
+
 # --- heartbeats ------------------------------------------------------------------------------
 
 

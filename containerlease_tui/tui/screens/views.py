@@ -205,7 +205,8 @@ class ReapersScreen(_View):
         super().on_mount()
 
     async def load(self) -> None:
-        self.show(await self.service.reaper_overview())
+        clock = getattr(self.app, "clock", utcnow)
+        self.show(await self.service.reaper_overview(clock()))
 
     def show(self, view: ReaperOverview) -> None:
         self.view = view
