@@ -55,6 +55,7 @@ def _loaded(app: Any) -> bool:
         and main.status.reapers is not None
         and main.status.reaper_line is not None
         and all(present is not None for present in main.form._present.values())
+        and main.form.outlook is not None
     )
 
 

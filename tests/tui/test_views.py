@@ -13,7 +13,7 @@ from textual.widgets import Button, Input, Static
 from containerlease_tui.config import LimitSettings
 from containerlease_tui.display import format_cost, format_rate
 from containerlease_tui.leases import ProvisionRequest
-from containerlease_tui.models import EventType, Lease
+from containerlease_tui.models import EventType, Lease, utcnow
 from containerlease_tui.tui.screens import ActivityScreen, HelpScreen, ReapersScreen, TeamScreen
 
 from .fakes import NOW, demo_settings
@@ -151,7 +151,7 @@ def _budget_settings(budget: str | None = "2.5", per_user: int = 100) -> object:
 
 
 async def test_the_form_hint_flips_to_does_not_fit_exactly_at_the_budget() -> None:
-    app, service, _ = make(settings=_budget_settings("2.5"), leases=[])
+    app, service, _ = make(utcnow, settings=_budget_settings("2.5"), leases=[])
     await service.submit(ProvisionRequest(image="alpine", duration="30m"))  # books 0.5 h
     async with app.run_test(size=(140, 40)) as pilot:
         form = app.main.form
@@ -179,7 +179,7 @@ async def test_the_form_hint_flips_to_does_not_fit_exactly_at_the_budget() -> No
 
 
 async def test_the_form_is_disabled_at_the_user_quota_with_the_reason() -> None:
-    app, service, _ = make(settings=_budget_settings(None, per_user=1), leases=[])
+    app, service, _ = make(utcnow, settings=_budget_settings(None, per_user=1), leases=[])
     async with app.run_test(size=(140, 40)) as pilot:
         form = app.main.form
         await settle(pilot, lambda: form.outlook is not None)

@@ -314,8 +314,9 @@ class ProvisionForm(VerticalScroll, can_focus=False):
 
     @work(group="outlook", exclusive=True, exit_on_error=False)
     async def _load_outlook(self, service: LeaseService) -> None:
+        clock = getattr(self.app, "clock", None)  # the app's "now" (countdowns, costs)
         try:
-            outlook = await service.outlook()
+            outlook = await service.outlook(clock() if callable(clock) else None)
         except Exception:
             return  # the banner reports Redis; the last outlook stays
         self.set_outlook(outlook)
