@@ -74,16 +74,21 @@ VIEW_KEYS: list[Binding] = [
 ]
 """The views over everybody's work; from anywhere but a box (unshown in the main footer)."""
 
+VIEW_NEW = Binding("n", "new_lease", "New", tooltip="Back to the leases, in the provision form")
+"""``n`` on a view: leave it for the provision form (the form is on the main screen)."""
+
 ACTIVITY_KEYS: list[Binding] = [
     Binding("c", "copy", "Copy command", tooltip="Copy the selected event's command (OSC 52)"),
     Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the events by text"),
     Binding("escape", "back", "Back", tooltip="Back to the leases"),
+    VIEW_NEW,
 ]
 """The Activity screen's keys."""
 
 VIEW_BACK: list[Binding] = [
     Binding("escape", "back", "Back", tooltip="Back to the leases"),
     Binding("ctrl+r", "reload", "Reload", tooltip="Read it again now"),
+    VIEW_NEW,
 ]
 """The Team and Reapers screens' keys (they refresh themselves too)."""
 

@@ -108,8 +108,9 @@ async def test_team_view_totals_match_the_tests_arithmetic_to_the_cent() -> None
         assert shown[1][0] == "everybody" and shown[1][2] == format_cost(everybody_today)
         capacity = str(screen.query_one("#team-capacity", Static).render())
         assert "4 of 50 leases" in capacity and "4 of 4 CPUs" in capacity, capacity
-        await pilot.press("escape")
+        await pilot.press("n")  # from a view: back, into the provision form
         await settle(pilot, lambda: not isinstance(app.screen, TeamScreen))
+        await settle(pilot, lambda: app.main.form.has_focus_within, what="the form")
 
 
 async def test_reapers_view_shows_every_reaper_and_the_next_deadlines() -> None:

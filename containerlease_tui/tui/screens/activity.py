@@ -193,6 +193,11 @@ class ActivityScreen(Screen[None]):
         box.display = True
         box.focus()
 
+    def action_new_lease(self) -> None:
+        """Back to the main screen, in the provision form."""
+        self.dismiss()
+        self.app.call_later(self.app.run_action, "new_lease")
+
     def action_back(self) -> None:
         box = self.query_one("#activity-filter", Input)
         if box.has_focus:

@@ -95,6 +95,11 @@ class _View(Screen[None]):
     async def load(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def action_new_lease(self) -> None:
+        """Back to the main screen, in the provision form."""
+        self.dismiss()
+        self.app.call_later(self.app.run_action, "new_lease")
+
     def action_back(self) -> None:
         self.dismiss()
 
