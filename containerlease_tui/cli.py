@@ -10,10 +10,12 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
@@ -22,7 +24,14 @@ import humanize
 from containerlease_tui import __version__
 from containerlease_tui.config import ConfigError, Settings, load_settings
 from containerlease_tui.display import format_cost, format_rate, time_left
-from containerlease_tui.models import Lease, LeaseStatus, format_memory, utcnow
+from containerlease_tui.models import (
+    OWNER_PATTERN,
+    Lease,
+    LeaseEvent,
+    LeaseStatus,
+    format_memory,
+    utcnow,
+)
 from containerlease_tui.sanitize import clean, clean_log_line, one_line
 from containerlease_tui.spawn import helper_command as helper_command
 from containerlease_tui.spawn import helper_env as helper_env
@@ -30,7 +39,14 @@ from containerlease_tui.spawn import spawn_detached
 
 if TYPE_CHECKING:
     from containerlease_tui.embedded import EmbeddedStatus, StorePaths
-    from containerlease_tui.leases import ExecResult, LeaseService, ProvisionFailed, PullProgress
+    from containerlease_tui.leases import (
+        ExecResult,
+        LeaseService,
+        ProvisionFailed,
+        PullProgress,
+        ReaperOverview,
+    )
+    from containerlease_tui.spend import Capacity, Outlook, TeamSpend
 
 T = TypeVar("T")
 
@@ -103,6 +119,15 @@ def _table(leases: list[Lease], now: datetime) -> str:
         )
     rows = [[clean(cell, tabs=False) for cell in row] for row in rows]  # fields of records
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _grid(rows: list[list[str]]) -> str:
+    """Columns padded to fit; every cell cleaned (they quote records and events)."""
+    rows = [[clean(cell, tabs=False) for cell in row] for row in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
@@ -696,6 +721,248 @@ def store_stop(settings: Settings) -> None:
         if stopped
         else f"the embedded store at {paths.root} is not running"
     )
+
+
+# --- activity, spend, capacity, reapers --------------------------------------------------------
+
+
+def _event_line(event: LeaseEvent) -> str:
+    """One event for people: time, actor, lease, type, detail (all cleaned)."""
+    detail = f"  {one_line(event.detail, 200)}" if event.detail else ""
+    return clean(
+        f"{event.at:%Y-%m-%d %H:%M:%S}  {event.actor or event.owner:<12}  {event.lease:<8}  "
+        f"{event.type.value:<9}{detail}",
+        tabs=False,
+    ).rstrip()
+
+
+@cli.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they happen.")
+@click.option("--lease", "-l", "lease_ref", help="Only this lease's events (id, prefix or name).")
+@click.option("--user", "-u", help="Only events of leases USER owns or actions USER took.")
+@click.option("--type", "-t", "types", multiple=True, help="Only these types (comma-separated).")
+@click.option("--since", "-s", help="Only events of the last SPAN, e.g. 30m, 2h, 1d.")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="At most this many past events.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def events(
+    settings: Settings,
+    follow: bool,
+    lease_ref: str | None,
+    user: str | None,
+    types: tuple[str, ...],
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The activity log: who did what to which lease, newest last.
+
+    The log is the event stream, capped at [redis] stream_maxlen entries: older history is
+    gone, and the command says so. Everybody sees every event; the details of another user's
+    events are shown to admins only (others read "(redacted)").
+    """
+    from containerlease_tui.activity import EventFilter, parse_types
+    from containerlease_tui.durations import parse_duration
+
+    try:
+        kinds = parse_types(types)
+        span = parse_duration(since) if since else None
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    if user is not None and not OWNER_PATTERN.fullmatch(user):
+        _fail(f"invalid --user {user[:40]!r}", 2)
+    since_at = utcnow() - span if span is not None else None
+
+    def emit(event: LeaseEvent) -> None:
+        if as_json:
+            click.echo(json.dumps(event.to_public()))
+        else:
+            click.echo(_event_line(event))
+        sys.stdout.flush()
+
+    async def work(service: LeaseService) -> None:
+        lease_id: str | None = None
+        if lease_ref is not None:
+            lease_id = await _lease_id(service, lease_ref)
+        filt = EventFilter(lease=lease_id, user=user, types=kinds, since=since_at)
+        history = await service.event_log(filt, limit=limit)
+        if (
+            history.trimmed
+            and history.oldest is not None
+            and (since_at is None or since_at < history.oldest)
+        ):
+            click.echo(
+                "containerlease: older events are gone: the log keeps the last "
+                f"{history.maxlen} or so (the oldest kept is from "
+                f"{history.oldest:%Y-%m-%d %H:%M:%S} UTC)",
+                err=True,
+            )
+        for event in history.events:
+            emit(event)
+        if not follow:
+            if not history.events and not as_json:
+                click.echo("no events", err=True)
+            return
+        cursor = history.cursor
+        while True:
+            batch = await service.events(after=cursor, block_ms=1000)
+            cursor = batch.cursor
+            for event in service.shown(batch.events, filt):
+                emit(event)
+
+    _run(settings, work)
+
+
+async def _lease_id(service: LeaseService, ref: str) -> str:
+    """A lease ref as an id; an id whose record is gone (only events are left) as it is."""
+    from containerlease_tui.leases import NotFound
+
+    try:
+        return (await service.resolve(ref)).id
+    except NotFound:
+        if re.fullmatch(r"[a-z0-9]{4,32}", ref):
+            return ref
+        raise
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def spend(settings: Settings, as_json: bool) -> None:
+    """What leases cost today and this week, per user (everybody for an admin, else you and the
+    totals), and what is left of your daily budget."""
+
+    async def work(service: LeaseService) -> tuple[TeamSpend, Outlook]:
+        now = utcnow()
+        return await service.spend(now), await service.outlook(now)
+
+    team, outlook = _run(settings, work)
+    if as_json:
+        click.echo(json.dumps({**team.to_public(), "budget": outlook.to_public()}, indent=2))
+        return
+    head = ["USER", "ACTIVE", "TODAY", "THIS WEEK", "RATE NOW", "IMAGES"]
+    rows = [head]
+    for row in [*team.users, team.total]:
+        rows.append(
+            [
+                "(everybody)" if row.user == "*" else row.user,
+                str(row.active),
+                format_cost(row.today),
+                format_cost(row.week),
+                format_rate(row.rate),
+                ", ".join(f"{k} {v}" for k, v in sorted(row.by_image.items())) or "-",
+            ]
+        )
+    click.echo(_grid(rows))
+    click.echo(_budget_line(outlook))
+
+
+def _budget_line(outlook: Outlook) -> str:
+    from containerlease_tui.spend import format_hours
+
+    budget = (
+        "no daily budget"
+        if outlook.budget_hours is None
+        else f"{format_hours(outlook.booked_hours)} of {format_hours(outlook.budget_hours)} "
+        f"lease-hours booked today, {format_hours(outlook.remaining_hours or Decimal(0))} left"
+    )
+    return (
+        f"you: {format_cost(outlook.spent_today)} today; {budget}; "
+        f"{outlook.active_mine} of {outlook.max_per_user} leases active"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def capacity(settings: Settings, as_json: bool) -> None:
+    """The box's limits: active leases against [limits] max_leases_total, and the CPUs and
+    memory the active leases reserve against the engine's."""
+
+    box = _run(settings, lambda service: service.capacity())
+    if as_json:
+        click.echo(json.dumps(box.to_public(), indent=2))
+        return
+    click.echo(_capacity_text(box))
+
+
+def _capacity_text(box: Capacity) -> str:
+    cpus = (
+        f"{box.cpus_reserved:g} of {box.host_cpus}" if box.host_cpus else f"{box.cpus_reserved:g}"
+    )
+    memory = (
+        f"{_size(box.memory_reserved)} of {_size(box.host_memory)}"
+        if box.host_memory
+        else _size(box.memory_reserved)
+    )
+    full = " (full: provision is refused until one ends)" if box.full else ""
+    return (
+        f"leases  {box.active} of {box.max_total} active{full}\n"
+        f"cpus    {cpus} reserved\nmemory  {memory} reserved"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def reapers(settings: Settings, as_json: bool) -> None:
+    """Every live reaper (host, pid, mode, last pass, counts), the claims held now and the next
+    deadlines: whether cleanup is happening."""
+
+    view = _run(settings, lambda service: service.reaper_overview())
+    if as_json:
+        click.echo(json.dumps(view.to_public(), indent=2))
+        return
+    click.echo(_reapers_text(view))
+
+
+def _reapers_text(view: ReaperOverview) -> str:
+    now = view.at
+    lines: list[str] = []
+    if view.status.beats:
+        rows = [["HOST", "PID", "MODE", "LAST PASS", "PASSES", "REAPED", "FAILED"]]
+        for beat in view.status.beats:
+            rows.append(
+                [
+                    beat.host,
+                    str(beat.pid),
+                    beat.mode,
+                    _ago(beat.last_pass, now),
+                    str(beat.passes),
+                    str(beat.reaped),
+                    str(beat.failed),
+                ]
+            )
+        lines.append(_grid(rows))
+    else:
+        lines.append(view.status.describe(now))
+    lines.append(f"claims held: {', '.join(view.claimed)}" if view.claimed else "claims held: none")
+    if view.upcoming:
+        lines.append("next deadlines:")
+        lines.extend(
+            clean(f"  {lease_id}  in {time_left((at - now).total_seconds())}", tabs=False)
+            for lease_id, at in view.upcoming
+        )
+    else:
+        lines.append("next deadlines: none")
+    return "\n".join(lines)
+
+
+def _ago(stamp: str | None, now: datetime) -> str:
+    if not stamp:
+        return "no pass yet"
+    try:
+        at = datetime.fromisoformat(stamp)
+    except ValueError:
+        return "?"
+    return f"{time_left((now - at).total_seconds())} ago"
 
 
 def _store_json(state: EmbeddedStatus, *, used: bool) -> dict[str, object]:

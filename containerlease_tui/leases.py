@@ -17,11 +17,12 @@ import pwd
 import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from containerlease_tui.activity import EventFilter, visible
 from containerlease_tui.config import ImageSpec, Settings
 from containerlease_tui.durations import format_duration
 from containerlease_tui.engine import (
@@ -58,6 +59,7 @@ from containerlease_tui.models import (
     FailureKind,
     IllegalTransition,
     Lease,
+    LeaseEvent,
     LeaseStatus,
     lease_hours,
     utcnow,
@@ -72,6 +74,15 @@ from containerlease_tui.policy import (
     plan_extension,
 )
 from containerlease_tui.reaper import ReaperStatus as ReaperStatus
+from containerlease_tui.spend import (
+    Capacity,
+    Outlook,
+    TeamSpend,
+    capacity_of,
+    cost_within,
+    day_start,
+    team_spend,
+)
 from containerlease_tui.store import (
     Charge,
     EventBatch,
@@ -83,6 +94,7 @@ from containerlease_tui.store import (
     StoreError,
     StoreUnavailable,
 )
+from containerlease_tui.store.events import REAPER_ACTOR, EventHistory, acting_as
 from containerlease_tui.store.protocol import Store
 
 if TYPE_CHECKING:
@@ -103,6 +115,7 @@ __all__ = [
     "ProvisionFailed",
     "ProvisionRequest",
     "QuotaError",
+    "ReaperOverview",
     "ServiceUnavailable",
     "bounded_duration",
     "current_user",
@@ -134,6 +147,43 @@ class LeaseStatusReport:
     lease: Lease
     container: ContainerInfo | None
     stats: ContainerStats | None
+
+
+@dataclass(frozen=True)
+class ReaperOverview:
+    """The reaper view: every live reaper, the claims held now and the next deadlines."""
+
+    status: ReaperStatus
+    claimed: builtins.list[str]
+    """Due leases a reaper holds a claim on right now (it is removing them)."""
+    upcoming: builtins.list[tuple[str, datetime]]
+    """The next deadlines (lease id, deadline), soonest first."""
+    at: datetime
+
+    def to_public(self) -> dict[str, object]:
+        return {
+            "at": self.at.isoformat(),
+            "alive": self.status.alive,
+            "reapers": [
+                {
+                    "host": b.host,
+                    "pid": b.pid,
+                    "mode": b.mode,
+                    "version": b.version,
+                    "started_at": b.started_at,
+                    "last_seen": b.last_seen,
+                    "last_pass": b.last_pass,
+                    "passes": b.passes,
+                    "reaped": b.reaped,
+                    "failed": b.failed,
+                }
+                for b in self.status.beats
+            ],
+            "claimed": list(self.claimed),
+            "next_deadlines": [
+                {"lease": lease_id, "expires_at": at.isoformat()} for lease_id, at in self.upcoming
+            ],
+        }
 
 
 @dataclass(frozen=True)
@@ -284,7 +334,7 @@ class LeaseService:
     async def submit(self, req: ProvisionRequest) -> Lease:
         """Write the pending lease (quota-checked, atomic) and return it; nothing runs yet."""
         lease = self.check(req)
-        with _translated():
+        with _translated(), acting_as(self.user):
             limits = self.settings.limits
             await self.store.insert(
                 lease,
@@ -320,6 +370,16 @@ class LeaseService:
         Only the owner (or an admin) may, and only while the lease is ``pending``: anything
         else is refused without touching the lease or its container.
         """
+        with acting_as(self.user):
+            return await self._complete(lease_id, on_progress=on_progress, on_status=on_status)
+
+    async def _complete(
+        self,
+        lease_id: str,
+        *,
+        on_progress: Callable[[PullProgress], None] | None,
+        on_status: Callable[[Lease], None] | None,
+    ) -> Lease:
         lease = await self._get(lease_id)
         self._authorize(lease, "provision")
         with _translated():
@@ -547,7 +607,7 @@ class LeaseService:
         charge = None
         if limits.daily_budget_hours is not None:
             charge = Charge(lease.owner, lease_hours(amount), limits.daily_budget_hours)
-        with _translated():
+        with _translated(), acting_as(self.user):
             return await self.store.update(
                 lease.id,
                 mutate,
@@ -562,7 +622,7 @@ class LeaseService:
         """Delete a lease: remove its container (stopped ones too) and close it."""
         lease = await self.resolve(ref)
         self._require(lease, "delete")
-        with _translated():
+        with _translated(), acting_as(self.user):
             if not await self._remove_containers(lease.id, lease.docker_id):
                 raise ServiceUnavailable(
                     f"could not remove the container of {lease.id}: the Docker engine is "
@@ -592,7 +652,7 @@ class LeaseService:
         lease = await self.resolve(ref)
         self._require(lease, action)
         assert lease.docker_id is not None  # the policy refuses a lease without a container
-        with _translated():
+        with _translated(), acting_as(self.user):
             await op(lease.docker_id)  # type: ignore[misc]
 
             def mutate(current: Lease) -> Lease:
@@ -673,7 +733,8 @@ class LeaseService:
         app's in-app reaper: the shells never build one from the store and engine)."""
         from containerlease_tui.reaper import Reaper  # the reaper is not needed by most commands
 
-        await Reaper(self.settings, self.store, self.engine, mode=mode).run(stop)
+        with acting_as(REAPER_ACTOR):  # this task's events are the reaper's
+            await Reaper(self.settings, self.store, self.engine, mode=mode).run(stop)
 
     async def ensure_reaper(self) -> GuardianStart | None:
         """Make sure some reaper enforces the active leases: start the guardian if none is alive
@@ -689,6 +750,82 @@ class LeaseService:
         """The next events after stream id ``after``, waiting up to ``block_ms``."""
         with _translated():
             return await self.store.follow_events(after, block_ms=block_ms)
+
+    # --- activity, spend, capacity -----------------------------------------------------------
+
+    def shown(
+        self, events: Sequence[LeaseEvent], filt: EventFilter | None = None
+    ) -> builtins.list[LeaseEvent]:
+        """``events`` that match ``filt``, as this user may see them (``activity.visible``:
+        another user's details redacted for a non-admin)."""
+        chosen = filt.select(events) if filt is not None else builtins.list(events)
+        return [visible(e, self.user, self.is_admin) for e in chosen]
+
+    async def event_log(
+        self, filt: EventFilter | None = None, *, limit: int = 1000
+    ) -> EventHistory:
+        """The audit trail, newest last: the last ``limit`` events (since ``filt.since``) that
+        match ``filt``, with the cursor to follow from and how far back the capped stream goes."""
+        with _translated():
+            history = await self.store.event_history(
+                filt.since if filt is not None else None, limit=limit
+            )
+        return replace(history, events=self.shown(history.events, filt))
+
+    async def spend(self, now: datetime | None = None) -> TeamSpend:
+        """Spend per user (everybody for an admin, else this user) and the totals."""
+        now = now or utcnow()
+        with _translated():
+            leases = await self.store.list_all()
+        return team_spend(leases, now, me=self.user, everyone=self.is_admin)
+
+    async def outlook(self, now: datetime | None = None) -> Outlook:
+        """Where this user stands before provisioning: spend and budget today, the quotas."""
+        now = now or utcnow()
+        limits = self.settings.limits
+        with _translated():
+            leases = await self.store.list_all()
+            booked = (
+                await self.store.budget_used(self.user, now)
+                if limits.daily_budget_hours is not None
+                else lease_hours(timedelta(0))
+            )
+        mine = [x for x in leases if x.owner == self.user]
+        today = day_start(now)
+        return Outlook(
+            user=self.user,
+            spent_today=sum((cost_within(x, today, now) for x in mine), Decimal("0.0000")),
+            booked_hours=booked,
+            budget_hours=limits.daily_budget_hours,
+            active_mine=sum(1 for x in mine if x.status.is_active),
+            max_per_user=limits.max_leases_per_user,
+            active_total=sum(1 for x in leases if x.status.is_active),
+            max_total=limits.max_leases_total,
+        )
+
+    async def capacity(self) -> Capacity:
+        """The box's limits against what the active leases reserve (engine: ``NCPU``,
+        ``MemTotal``; None when the engine cannot be asked)."""
+        with _translated():
+            leases = [x for x in await self.store.list_all() if x.status.is_active]
+        try:
+            host = await self.engine.host_info()
+            cpus, memory = host.cpus or None, host.memory or None
+        except EngineError:
+            cpus = memory = None
+        return capacity_of(leases, self.settings.limits.max_leases_total, cpus, memory)
+
+    async def reaper_overview(
+        self, now: datetime | None = None, *, upcoming: int = 10
+    ) -> ReaperOverview:
+        """Every live reaper, the claims held now on due leases, and the next deadlines."""
+        now = now or utcnow()
+        with _translated():
+            status = await self.reaper_status()
+            due = await self.store.due(now)
+            claimed = sorted(await self.store.claimed(due))
+            soon = await self.store.deadlines_between(now, now + timedelta(days=7))
+        return ReaperOverview(status, claimed, soon[:upcoming], now)
 
     async def health(self) -> HealthReport:
         try:

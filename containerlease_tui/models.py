@@ -326,3 +326,18 @@ class LeaseEvent(BaseModel):
     owner: str
     at: datetime = Field(default_factory=utcnow)
     detail: str = ""
+    actor: str = ""
+    """Who did it: the OS user acting, ``reaper`` for the reaper; read back as the owner for
+    an entry written without one (before actors were recorded)."""
+
+    def to_public(self) -> dict[str, object]:
+        """The JSON shape scripts see (``containerlease events --json``, one per line)."""
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "type": self.type.value,
+            "lease": self.lease,
+            "owner": self.owner,
+            "actor": self.actor or self.owner,
+            "detail": self.detail,
+        }

@@ -41,6 +41,7 @@ from containerlease_tui.engine.types import (
     ContainerSpec,
     ContainerStats,
     ExecResult,
+    HostInfo,
     PullProgress,
 )
 from containerlease_tui.labels import LABEL_EXPIRES, LABEL_INSTANCE, LABEL_LEASE, LABEL_OWNER
@@ -64,6 +65,7 @@ __all__ = [
     "EngineError",
     "EngineUnavailable",
     "ExecResult",
+    "HostInfo",
     "ImageUnavailable",
     "PullProgress",
     "Removal",

@@ -20,6 +20,7 @@ from containerlease_tui.engine.execs import run_exec
 from containerlease_tui.engine.logs import read_logs
 from containerlease_tui.engine.parse import (
     as_dict,
+    as_int,
     as_str,
     cpu_percent,
     info_from_inspect,
@@ -34,6 +35,7 @@ from containerlease_tui.engine.types import (
     ContainerSpec,
     ContainerStats,
     ExecResult,
+    HostInfo,
     PullProgress,
 )
 from containerlease_tui.labels import label_filter
@@ -98,6 +100,14 @@ class Engine:
         async with self._conn.guard("talk to the Docker engine"):
             version = as_dict(await self._conn.client().version())
         return as_str(version.get("Version")) or "unknown"
+
+    async def host_info(self) -> HostInfo:
+        """The engine machine's CPUs and memory (``/info``: ``NCPU``, ``MemTotal``)."""
+        async with self._conn.guard("talk to the Docker engine"):
+            info = as_dict(await self._conn.client().system.info())
+        return HostInfo(
+            cpus=as_int(info.get("NCPU")) or 0, memory=as_int(info.get("MemTotal")) or 0
+        )
 
     # --- images --------------------------------------------------------------------------
 

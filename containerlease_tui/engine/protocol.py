@@ -13,6 +13,7 @@ from containerlease_tui.engine.types import (
     ContainerSpec,
     ContainerStats,
     ExecResult,
+    HostInfo,
     PullProgress,
 )
 
@@ -27,6 +28,7 @@ class Runtime(Protocol):
     # --- the connection (service, reaper) ---
     async def close(self) -> None: ...
     async def ping(self) -> str: ...
+    async def host_info(self) -> HostInfo: ...  # the box's CPUs and memory (service: capacity)
 
     # --- images (service) ---
     async def image_present(self, ref: str) -> bool: ...

@@ -44,6 +44,14 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True)
+class HostInfo:
+    """The engine's machine: what the box has to share between leases (``NCPU``, ``MemTotal``)."""
+
+    cpus: int
+    memory: int
+
+
+@dataclass(frozen=True)
 class ContainerInfo:
     """What the engine says about a container. ``exit_code`` is set only once it has exited."""
 

@@ -18,6 +18,7 @@ from containerlease_tui.reaper.context import PassResult
 from containerlease_tui.reaper.logs import LOGGER_NAME, crash_text, json_handler, one_line
 from containerlease_tui.reaper.loop import Reaper
 from containerlease_tui.store import LeaseStore, StoreError
+from containerlease_tui.store.events import ACTOR, REAPER_ACTOR
 
 
 class _Signals:
@@ -88,6 +89,7 @@ async def _work(
 ) -> int:
     """Run the reaper (or one pass) to its end; the exit code."""
     main = asyncio.current_task()
+    ACTOR.set(REAPER_ACTOR)  # this process is a reaper: its events say so
     coro: Awaitable[object] = reaper.run_once(stop) if once else reaper.run(stop)
     signals.work = asyncio.ensure_future(coro)
     try:

@@ -29,6 +29,7 @@ from containerlease_tui.reaper.logs import LOGGER_NAME, crash_text, json_handler
 from containerlease_tui.reaper.loop import Reaper
 from containerlease_tui.spawn import spawn_detached
 from containerlease_tui.store import LeaseStore, ReaperBeat, StoreError
+from containerlease_tui.store.events import ACTOR, REAPER_ACTOR
 from containerlease_tui.store.protocol import Store
 
 __all__ = ["GuardianStart", "ensure_reaper", "guardian_log_path", "run_guardian"]
@@ -162,6 +163,7 @@ async def run_guardian(settings: Settings) -> int:
             return 0
         reaper = Reaper(settings, store, engine, mode=MODE, log=log)
         watcher = asyncio.create_task(_watch(store, token, stop, log))
+        ACTOR.set(REAPER_ACTOR)  # this process is a reaper: its events say so
         try:
             await reaper.run(stop)
         finally:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
 
-from containerlease_tui.models import EventType, Lease, LeaseEvent, utcnow
+from containerlease_tui.models import OWNER_PATTERN, EventType, Lease, LeaseEvent, utcnow
 from containerlease_tui.store.base import StoreBase
 from containerlease_tui.store.codec import (
     decode_event,
     event_fields,
+    from_ts,
     stream_entries,
     text,
     xread_entries,
@@ -17,6 +22,63 @@ from containerlease_tui.store.codec import (
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline
+
+
+REAPER_ACTOR: Final = "reaper"
+"""The actor of what a reaper does (expiry warnings, reaps, the sweep's verdicts)."""
+REAPER_EVENTS: Final = frozenset({EventType.EXPIRING, EventType.EXPIRED, EventType.REAPED})
+"""Events only a reaper writes: read as its doing when an entry names no actor."""
+
+ACTOR: ContextVar[str] = ContextVar("containerlease_actor", default="")
+"""Who the events written now are by (``acting_as``); empty: the lease's owner."""
+
+
+@contextlib.contextmanager
+def acting_as(actor: str) -> Iterator[None]:
+    """Every event written inside (by this task) names ``actor`` as who did it."""
+    token = ACTOR.set(actor)
+    try:
+        yield
+    finally:
+        ACTOR.reset(token)
+
+
+def read_event(entry_id: str, fields: Mapping[str, str]) -> LeaseEvent | None:
+    """The event of one stream entry with its actor (see :func:`acting_as`); None for an
+    entry this version cannot read. An actor that is not a valid account name is dropped."""
+    event = decode_event(entry_id, fields)
+    if event is None:
+        return None
+    actor = fields.get("actor", "")
+    if not OWNER_PATTERN.fullmatch(actor):
+        actor = REAPER_ACTOR if event.type in REAPER_EVENTS else event.owner
+    return event.model_copy(update={"actor": actor})
+
+
+@dataclass(frozen=True)
+class EventHistory:
+    """The stream as it stands, newest last: what ``containerlease events`` prints.
+
+    ``cursor`` is the newest entry's id (follow from there); ``oldest`` is when the oldest entry
+    the stream still holds was written: the stream is capped (``[redis] stream_maxlen``), so
+    anything before that is gone. ``length`` is how many entries it holds.
+    """
+
+    events: list[LeaseEvent]
+    cursor: str
+    oldest: datetime | None
+    length: int
+    maxlen: int
+
+    @property
+    def trimmed(self) -> bool:
+        """The cap has (very probably) dropped older entries (trimming is approximate)."""
+        return self.length >= self.maxlen
+
+
+def since_id(since: datetime) -> str:
+    """The smallest stream id at or after ``since``."""
+    return f"{max(0, int(since.timestamp() * 1000))}-0"
 
 
 @dataclass(frozen=True)
@@ -41,12 +103,11 @@ def queue_event(
     detail: str,
 ) -> None:
     """Queue one event on ``pipe`` (in the transaction of the change it reports, if any)."""
-    pipe.xadd(
-        stream,
-        event_fields(event, lease_id, owner, detail, utcnow()),
-        maxlen=maxlen,
-        approximate=True,
-    )
+    fields = event_fields(event, lease_id, owner, detail, utcnow())
+    actor = ACTOR.get()
+    if actor:
+        fields["actor"] = actor
+    pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
 
 
 class EventStream(StoreBase):
@@ -90,7 +151,41 @@ class EventStream(StoreBase):
         cursor = after
         for entry_id, fields in xread_entries(reply):
             cursor = entry_id
-            event = decode_event(entry_id, fields)
+            event = read_event(entry_id, fields)
             if event is not None:  # None: an entry from a newer version: skip it, keep reading
                 events.append(event)
         return EventBatch(events, cursor)
+
+    async def event_history(self, since: datetime | None = None, limit: int = 1000) -> EventHistory:
+        """Up to ``limit`` of the newest events (at or after ``since``), oldest first."""
+
+        async def run() -> tuple[object, object, object, object]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xrevrange(
+                    self.keys.events, "+", since_id(since) if since else "-", count=limit
+                )
+                pipe.xrange(self.keys.events, "-", "+", count=1)
+                pipe.xrevrange(self.keys.events, "+", "-", count=1)
+                pipe.xlen(self.keys.events)
+                newest_first, oldest, newest, length = await pipe.execute()
+                return newest_first, oldest, newest, length
+
+        rows, oldest_rows, newest_rows, length = await self._call(run)
+        events = [
+            event
+            for entry_id, fields in reversed(stream_entries(_rows(rows)))
+            if (event := read_event(entry_id, fields)) is not None
+        ]
+        oldest = stream_entries(_rows(oldest_rows))
+        newest = stream_entries(_rows(newest_rows))
+        return EventHistory(
+            events=events,
+            cursor=newest[0][0] if newest else "0-0",
+            oldest=from_ts(int(oldest[0][0].split("-")[0]) / 1000) if oldest else None,
+            length=length if isinstance(length, int) else 0,
+            maxlen=self._maxlen,
+        )
+
+
+def _rows(reply: object) -> list[object]:
+    return list(reply) if isinstance(reply, list | tuple) else []

@@ -8,6 +8,7 @@ part               what
 ``deadlines``      the deadline set the reaper works from
 ``events``         the event stream
 ``coordination``   reaper claims, warnings, heartbeats, provisioning liveness
+``usage``          what the daily budget has booked so far
 =================  =====================================================================
 
 They share :class:`~containerlease_tui.store.base.StoreBase` (client, key schema, scripts, the
@@ -24,9 +25,10 @@ from containerlease_tui.store.deadlines import Deadlines
 from containerlease_tui.store.events import EventStream
 from containerlease_tui.store.protocol import Store
 from containerlease_tui.store.records import LeaseRecords
+from containerlease_tui.store.usage import Usage
 
 
-class LeaseStore(LeaseRecords, Deadlines, EventStream, Coordination):
+class LeaseStore(LeaseRecords, Deadlines, EventStream, Coordination, Usage):
     """Leases, their indexes, the event stream, reaper claims and heartbeats in Redis."""
 
     @classmethod

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from containerlease_tui.models import EventType, Lease
     from containerlease_tui.store.budget import Charge
     from containerlease_tui.store.coordination import ReaperBeat
-    from containerlease_tui.store.events import EventBatch
+    from containerlease_tui.store.events import EventBatch, EventHistory
 
 
 class Store(Protocol):
@@ -69,6 +69,13 @@ class Store(Protocol):
     async def follow_events(
         self, after: str = "$", block_ms: int | None = None, count: int = 100
     ) -> EventBatch: ...
+    async def event_history(
+        self, since: datetime | None = None, limit: int = 1000
+    ) -> EventHistory: ...
+
+    # --- usage -----------------------------------------------------------------------------
+    async def budget_used(self, owner: str, day: datetime) -> Decimal: ...
+    async def claimed(self, lease_ids: Sequence[str]) -> set[str]: ...
 
     # --- coordination ----------------------------------------------------------------------
     async def claim(self, lease_id: str, ttl: timedelta) -> str | None: ...

@@ -41,6 +41,7 @@ from containerlease_tui.redact import redact_url
 from containerlease_tui.sanitize import clean, one_line
 from containerlease_tui.tui.formatting import lease_label
 from containerlease_tui.tui.keys import (
+    ACTIVITY_KEYS,
     FILTER_KEYS,
     FORM_KEYS,
     FORM_SUBMIT,
@@ -48,6 +49,8 @@ from containerlease_tui.tui.keys import (
     LEASE_KEYS,
     LOG_KEYS,
     LOGS_ALIAS,
+    VIEW_BACK,
+    VIEW_KEYS,
     hidden,
     key_label,
 )
@@ -64,7 +67,15 @@ from containerlease_tui.tui.messages import (
     ServiceFailed,
     ServiceReady,
 )
-from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen, HelpScreen, MainScreen
+from containerlease_tui.tui.screens import (
+    ActivityScreen,
+    ConfirmScreen,
+    ExtendScreen,
+    HelpScreen,
+    MainScreen,
+    ReapersScreen,
+    TeamScreen,
+)
 from containerlease_tui.tui.toasts import failed_key, toasts_for
 from containerlease_tui.tui.widgets import LogPane, ProvisionForm
 from containerlease_tui.tui.widgets.lease_table import LeasesPane
@@ -135,6 +146,7 @@ class ContainerLeaseApp(App[None]):
         *GLOBAL_KEYS,
         LOGS_ALIAS,
         *(hidden(binding) for binding in LEASE_KEYS if binding.key != "enter"),
+        *(replace(binding, show=False) for binding in VIEW_KEYS),
     ]
     """``n ? q`` in every footer; the lease keys work from anywhere but show on the table."""
 
@@ -431,6 +443,8 @@ class ContainerLeaseApp(App[None]):
         now = self.clock()
         pane = self.main.leases
         pane.set_leases(message.leases, now)
+        if self.service is not None:
+            self.main.form.refresh_outlook(self.service)  # spend and budget as they now stand
         self._toast_events(message.events, pane)
         self._check_followed(pane)
 
@@ -682,6 +696,24 @@ class ContainerLeaseApp(App[None]):
         """Filter the leases by text."""
         self.main.leases.focus_filter()
 
+    def _open_view(self, make: Callable[[LeaseService], Screen[None]], kind: type) -> None:
+        service = self._need_service()
+        if service is None or isinstance(self.screen, kind):
+            return
+        self.push_screen(make(service))
+
+    def action_activity(self) -> None:
+        """The Activity screen: every event, live."""
+        self._open_view(ActivityScreen, ActivityScreen)
+
+    def action_team(self) -> None:
+        """The Team screen: spend, budget, capacity."""
+        self._open_view(TeamScreen, TeamScreen)
+
+    def action_reapers(self) -> None:
+        """The Reapers screen: who cleans up, and when next."""
+        self._open_view(ReapersScreen, ReapersScreen)
+
     def action_help(self) -> None:
         """Show every key."""
         if isinstance(self.screen, HelpScreen):
@@ -731,6 +763,9 @@ class ContainerLeaseApp(App[None]):
                     {"↑ ↓": "Select a lease (or click it)"},
                 ),
             ),
+            ("Views (v, t, R)", rows(VIEW_KEYS)),
+            ("Activity (after v)", rows(ACTIVITY_KEYS)),
+            ("Team and Reapers (after t or R)", rows(VIEW_BACK)),
             ("Logs pane (after enter or l)", rows(log_keys)),
             ("Provision form (after n)", rows([FORM_SUBMIT, *FORM_KEYS])),
             ("Filter boxes (/ and f)", rows(FILTER_KEYS)),
@@ -755,6 +790,8 @@ class ContainerLeaseApp(App[None]):
             if binding.action == "app.logs":
                 keys = f"{keys}, {LOGS_ALIAS.key}"
             yield app_command(binding, keys)
+        for binding in VIEW_KEYS:
+            yield app_command(binding, key_label(binding))
         yield app_command(GLOBAL_KEYS[1], key_label(GLOBAL_KEYS[1]))
         logs = self.main.logs
         for binding in LOG_KEYS:

@@ -65,6 +65,34 @@ FILTER_KEYS: list[Binding] = [
 """Keys of a filter box (the lease filter, the log filter)."""
 
 
+VIEW_KEYS: list[Binding] = [
+    Binding("v", "activity", "Activity", tooltip="Activity: who did what, live (the event log)"),
+    Binding("t", "team", "Team", tooltip="Team: spend per user, budget, the box's capacity"),
+    Binding(
+        "R", "reapers", "Reapers", key_display="R", tooltip="Reapers: who cleans up, when next"
+    ),
+]
+"""The views over everybody's work; from anywhere but a box (unshown in the main footer)."""
+
+VIEW_NEW = Binding("n", "new_lease", "New", tooltip="Back to the leases, in the provision form")
+"""``n`` on a view: leave it for the provision form (the form is on the main screen)."""
+
+ACTIVITY_KEYS: list[Binding] = [
+    Binding("c", "copy", "Copy command", tooltip="Copy the selected event's command (OSC 52)"),
+    Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the events by text"),
+    Binding("escape", "back", "Back", tooltip="Back to the leases"),
+    VIEW_NEW,
+]
+"""The Activity screen's keys."""
+
+VIEW_BACK: list[Binding] = [
+    Binding("escape", "back", "Back", tooltip="Back to the leases"),
+    Binding("ctrl+r", "reload", "Reload", tooltip="Read it again now"),
+    VIEW_NEW,
+]
+"""The Team and Reapers screens' keys (they refresh themselves too)."""
+
+
 def hidden(binding: Binding) -> Binding:
     """The same key and action on the app itself, kept out of the footer."""
     return replace(binding, action=binding.action.removeprefix("app."), show=False)

@@ -94,6 +94,12 @@ async def test_ping_and_images(runtime: Runtime, image: str) -> None:
         await runtime.image_present("Not A Reference")
 
 
+async def test_host_info_says_what_the_box_has(runtime: Runtime) -> None:
+    host = await runtime.host_info()
+    assert host.cpus >= 1
+    assert host.memory >= 64 * 1024**2
+
+
 async def test_a_pull_of_an_unreachable_image_fails(runtime: Runtime) -> None:
     progress: list[PullProgress] = []
     with pytest.raises(ImageUnavailable) as failed:

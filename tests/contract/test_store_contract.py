@@ -26,6 +26,7 @@ from containerlease_tui.store import (
     ReaperBeat,
     StoreError,
 )
+from containerlease_tui.store.events import acting_as
 from containerlease_tui.store.protocol import Store
 
 BIG = 1000
@@ -360,6 +361,70 @@ async def test_event_details_are_cut_at_500_characters(store: Store) -> None:
     await store.emit(EventType.FAILED, "l1", "alice", "x" * 600)
     (event,) = (await store.follow_events(cursor)).events
     assert event.detail == "x" * 500
+
+
+async def test_events_name_their_actor(store: Store) -> None:
+    cursor = await store.last_event_id()
+    lease = await put(store, make_lease())  # the insert: by its owner
+    with acting_as("carol"):
+        await store.update(
+            lease.id,
+            lambda x: x.transition(LeaseStatus.RELEASED),
+            event=EventType.RELEASED,
+            detail="by carol",
+        )
+        await store.emit(EventType.EXTENDED, lease, detail="by 1h")
+    await store.emit(EventType.REAPED, lease)  # nobody said: a reaper's event is the reaper's
+    await store.emit(EventType.STOPPED, lease)  # anything else: the owner's
+    events = (await store.follow_events(cursor)).events
+    assert [(e.type, e.actor) for e in events] == [
+        (EventType.CREATED, "alice"),
+        (EventType.RELEASED, "carol"),
+        (EventType.EXTENDED, "carol"),
+        (EventType.REAPED, "reaper"),
+        (EventType.STOPPED, "alice"),
+    ]
+    assert events[1].to_public()["actor"] == "carol"
+
+
+async def test_event_history_newest_last_since_and_capped(store: Store) -> None:
+    empty = await store.event_history()
+    assert (empty.events, empty.cursor, empty.oldest, empty.length) == ([], "0-0", None, 0)
+    before = utcnow() - timedelta(seconds=1)
+    ids = [await store.emit(EventType.EXTENDED, f"l{i}", "alice", f"by {i}m") for i in range(5)]
+    history = await store.event_history()
+    assert [e.id for e in history.events] == ids
+    assert history.cursor == ids[-1] and history.length == 5 and not history.trimmed
+    assert history.oldest is not None and before <= history.oldest <= utcnow()
+    assert [e.id for e in (await store.event_history(limit=2)).events] == ids[-2:]
+    assert [e.id for e in (await store.event_history(since=before)).events] == ids
+    later = await store.event_history(since=utcnow() + timedelta(minutes=1))
+    assert later.events == [] and later.cursor == ids[-1]
+
+
+async def test_budget_used_reads_the_days_bookings(store: Store) -> None:
+    now = utcnow()
+    assert await store.budget_used("alice", now) == 0
+    first = await put(store, make_lease(hours=2), budget_hours=Decimal(8))
+    await put(store, make_lease("alice", "two", hours=0.5), budget_hours=Decimal(8))
+    assert await store.budget_used("alice", now) == Decimal("2.5")
+    assert await store.budget_used("bob", now) == 0
+    assert await store.budget_used("alice", now - timedelta(days=1)) == 0
+    await store.update(
+        first.id,
+        lambda x: x.transition(LeaseStatus.RELEASED),
+        charge=Charge("alice", -lease_hours(timedelta(hours=1)), day=first.created_at),
+    )
+    assert await store.budget_used("alice", now) == Decimal("1.5")
+
+
+async def test_claimed_says_which_leases_a_reaper_holds(store: Store) -> None:
+    assert await store.claimed([]) == set()
+    token = await store.claim("l1", timedelta(seconds=30))
+    assert token is not None
+    assert await store.claimed(["l1", "l2"]) == {"l1"}
+    assert await store.release_claim("l1", token)
+    assert await store.claimed(["l1", "l2"]) == set()
 
 
 # --- heartbeats ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from containerlease_tui.store import (
     StoreError,
     StoreUnavailable,
 )
+from containerlease_tui.store.events import ACTOR, EventHistory, read_event, since_id
 
 # The real store's slack on "exactly the budget" (lease-hours are rounded to 6 places).
 _BUDGET_SLACK = Decimal("0.0001")
@@ -183,6 +184,8 @@ class MemoryStore:
             "at": (at or utcnow()).isoformat(),
             "detail": detail,
         }
+        if ACTOR.get():  # as the real store: who is acting (``acting_as``), when someone says
+            fields["actor"] = ACTOR.get()
         self._events.append(_Entry(entry_id, fields))
         if len(self._events) > self._maxlen:
             del self._events[: len(self._events) - self._maxlen]
@@ -427,21 +430,37 @@ class MemoryStore:
         cursor = after
         for entry in entries:
             cursor = entry.id
-            fields = entry.fields
-            try:
-                events.append(
-                    LeaseEvent(
-                        id=entry.id,
-                        type=EventType(fields.get("type", "")),
-                        lease=fields.get("lease", ""),
-                        owner=fields.get("owner", ""),
-                        at=datetime.fromisoformat(fields["at"]),
-                        detail=fields.get("detail", ""),
-                    )
-                )
-            except (ValueError, KeyError):
-                continue
+            event = read_event(entry.id, entry.fields)
+            if event is not None:
+                events.append(event)
         return EventBatch(events, cursor)
+
+    async def event_history(self, since: datetime | None = None, limit: int = 1000) -> EventHistory:
+        self._check()
+        start = _event_key(since_id(since)) if since is not None else (0, 0)
+        kept = [e for e in self._events if _event_key(e.id) >= start][-limit:] if limit else []
+        events = [
+            event for entry in kept if (event := read_event(entry.id, entry.fields)) is not None
+        ]
+        oldest = self._events[0].id if self._events else None
+        return EventHistory(
+            events=events,
+            cursor=self._events[-1].id if self._events else "0-0",
+            oldest=datetime.fromtimestamp(_event_key(oldest)[0] / 1000, UTC) if oldest else None,
+            length=len(self._events),
+            maxlen=self._maxlen,
+        )
+
+    # --- usage -----------------------------------------------------------------------------
+
+    async def budget_used(self, owner: str, day: datetime) -> Decimal:
+        self._check()
+        used = self._budget.get((owner, day.astimezone(UTC).strftime("%Y%m%d")), Decimal(0))
+        return max(used, Decimal(0))
+
+    async def claimed(self, lease_ids: Sequence[str]) -> set[str]:
+        self._check()
+        return {i for i in lease_ids if self._keys.get(f"claim:{i}") is not None}
 
     # --- reaper coordination ---------------------------------------------------------------
 

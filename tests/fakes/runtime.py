@@ -38,6 +38,7 @@ from containerlease_tui.engine import (
     EngineError,
     EngineUnavailable,
     ExecResult,
+    HostInfo,
     ImageUnavailable,
     PullProgress,
 )
@@ -171,6 +172,8 @@ class FakeRuntime:
         self.shells: list[tuple[str, list[str]]] = []
         self.shell_exit = 0
         self.version = version
+        self.host = HostInfo(cpus=4, memory=8 * 1024**3)
+        """What :meth:`host_info` answers (a test may set another)."""
         self.containers: dict[str, _Container] = {}
         self._seen: dict[str, float] = {}
         self.closed = False
@@ -243,6 +246,10 @@ class FakeRuntime:
     async def ping(self) -> str:
         self._check()
         return self.version
+
+    async def host_info(self) -> HostInfo:
+        self._check()
+        return self.host
 
     async def image_present(self, ref: str) -> bool:
         self._check()

@@ -579,3 +579,53 @@ async def test_a_refund_lands_on_the_day_the_hours_were_booked(
         assert await redis_client.get(today_key) is None  # today's budget untouched
     finally:
         await svc.close()
+
+
+# --- the activity log between users (issue 18) -------------------------------------------------
+
+
+def _events(out: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_two_users_events_name_the_actor_and_others_details_are_redacted(
+    shared_config: Path,
+) -> None:
+    alice = str(_provision_as("cl-alice", shared_config, "--duration", "20m")["id"])
+    bob = str(_provision_as("cl-bob", shared_config, "--duration", "20m")["id"])
+    extended = _run_as("cl-admin", shared_config, "extend", alice, "--by", "5m", "--json")
+    assert extended.code == 0, extended.err
+    released = _run_as("cl-bob", shared_config, "rm", bob)
+    assert released.code == 0, released.err
+
+    seen = _run_as("cl-alice", shared_config, "events", "--json")
+    assert seen.code == 0, seen.err
+    events = _events(seen.out)
+    mine = [e for e in events if e["lease"] == alice]
+    theirs = [e for e in events if e["lease"] == bob]
+    assert [e["type"] for e in mine] == ["created", "creating", "running", "extended"]
+    assert {e["actor"] for e in mine[:3]} == {"cl-alice"}
+    assert (mine[3]["actor"], mine[3]["detail"]) == ("cl-admin", "by 5m")  # her lease: shown
+    assert [e["type"] for e in theirs] == ["created", "creating", "running", "released"]
+    assert {e["actor"] for e in theirs} == {"cl-bob"} and {e["owner"] for e in theirs} == {"cl-bob"}
+    # Bob's details are not hers to read (an event without one has nothing to hide).
+    assert {e["detail"] for e in theirs} - {""} == {"(redacted)"}
+    ids = [str(e["id"]) for e in events]
+    assert ids == sorted(ids, key=lambda i: tuple(int(p) for p in i.split("-")))  # newest last
+
+    admin = _events(_run_as("cl-admin", shared_config, "events", "--json", "--lease", bob).out)
+    assert [e["type"] for e in admin] == ["created", "creating", "running", "released"]
+    assert admin[0]["detail"].startswith("busybox for 20m")  # type: ignore[union-attr]
+    assert admin[-1]["detail"] == "by cl-bob"
+
+    by_admin = _events(_run_as("cl-bob", shared_config, "events", "--json", "-u", "cl-admin").out)
+    assert [(e["type"], e["lease"]) for e in by_admin] == [("extended", alice)]
+    typed = _run_as("cl-bob", shared_config, "events", "--json", "--type", "released,extended")
+    assert [e["type"] for e in _events(typed.out)] == ["extended", "released"]
+    recent = _run_as("cl-bob", shared_config, "events", "--json", "--since", "10m")
+    assert len(_events(recent.out)) == len(events)
+
+    text = _run_as("cl-bob", shared_config, "events", "--lease", alice)
+    assert text.code == 0 and "cl-admin" in text.out and "extended" in text.out
+    bad = _run_as("cl-bob", shared_config, "events", "--type", "nonsense")
+    assert bad.code == 2 and "unknown event type" in bad.err and "Traceback" not in bad.err

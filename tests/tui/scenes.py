@@ -55,6 +55,7 @@ def _loaded(app: Any) -> bool:
         and main.status.reapers is not None
         and main.status.reaper_line is not None
         and all(present is not None for present in main.form._present.values())
+        and main.form.outlook is not None
     )
 
 
@@ -132,6 +133,74 @@ async def too_small(pilot: Pilot[Any]) -> None:
     await rendered(pilot)
 
 
+def _demo_events(app: Any) -> None:
+    """A morning's activity on the demo leases (events at the fixed "now")."""
+    from containerlease_tui.models import EventType
+
+    service = app.service
+    service.emit(EventType.CREATED, "k7m2x9qa", "ubuntu for 2h")
+    service.emit(EventType.RUNNING, "k7m2x9qa", "3f9c2a1b7d4e")
+    service.emit(EventType.CREATED, "w6t5y2pe", "python for 4h")
+    service.emit(EventType.EXTENDED, "k7m2x9qa", "by 30m")
+    service.emit(EventType.EXPIRED, "e5f6g7hj", "deadline passed")
+    service.emit(EventType.RESTARTED, "b4n8c3rd")
+
+
+async def activity(pilot: Pilot[Any]) -> None:
+    """``v``: who did what, live; the command line of each user action, copyable."""
+    from containerlease_tui.tui.screens import ActivityScreen
+
+    await settle(pilot, lambda: _loaded(pilot.app), what="the demo leases")
+    _demo_events(pilot.app)
+    await pilot.press("v")
+    await settle(
+        pilot,
+        lambda: (
+            isinstance(pilot.app.screen, ActivityScreen)
+            and pilot.app.screen.table.row_count == 6
+            and _measured(pilot.app.screen.table)
+        ),
+        what="the events",
+    )
+    await pilot.pause()
+
+
+async def team(pilot: Pilot[Any]) -> None:
+    """``t``: spend per user today and this week, the budget, the box's capacity."""
+    from containerlease_tui.tui.screens import TeamScreen
+
+    await settle(pilot, lambda: _loaded(pilot.app), what="the demo leases")
+    await pilot.press("t")
+    await settle(
+        pilot,
+        lambda: (
+            isinstance(pilot.app.screen, TeamScreen)
+            and pilot.app.screen.team is not None
+            and _measured(pilot.app.screen.query_one("#team-table"))
+        ),
+        what="the figures",
+    )
+    await pilot.pause()
+
+
+async def reapers(pilot: Pilot[Any]) -> None:
+    """``R``: every live reaper, the claims held and the next deadlines."""
+    from containerlease_tui.tui.screens import ReapersScreen
+
+    await settle(pilot, lambda: _loaded(pilot.app), what="the demo leases")
+    await pilot.press("R")
+    await settle(
+        pilot,
+        lambda: (
+            isinstance(pilot.app.screen, ReapersScreen)
+            and pilot.app.screen.view is not None
+            and _measured(pilot.app.screen.query_one("#reapers-table"))
+        ),
+        what="the reapers",
+    )
+    await pilot.pause()
+
+
 SCENES: dict[str, Scene] = {
     "main": Scene(main_screen),
     "main-80x24": Scene(main_screen, size=(80, 24)),
@@ -144,4 +213,7 @@ SCENES: dict[str, Scene] = {
     "logs": Scene(logs),
     "redis-down": Scene(redis_down, app_kwargs={"redis_ok": False}),
     "too-small": Scene(too_small, size=(70, 20)),
+    "activity": Scene(activity),
+    "team": Scene(team),
+    "reapers": Scene(reapers),
 }

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, ClassVar, cast
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -23,12 +24,14 @@ from containerlease_tui.errors import InvalidInput
 from containerlease_tui.models import Lease, LeaseStatus, format_memory
 from containerlease_tui.policy import LeasePolicy, ProvisionRequest
 from containerlease_tui.sanitize import one_line
+from containerlease_tui.spend import format_hours
 from containerlease_tui.tui.formatting import size
 from containerlease_tui.tui.keys import FORM_KEYS
 from containerlease_tui.tui.widgets.inputs import FormInput
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import ImageRow, PullProgress
+    from containerlease_tui.leases import ImageRow, LeaseService, PullProgress
+    from containerlease_tui.spend import Outlook
 
 PRESETS = ("30m", "1h", "2h", "4h")
 FIELDS = ("duration", "name", "cpus", "memory")
@@ -90,6 +93,8 @@ class ProvisionForm(VerticalScroll, can_focus=False):
         self.settings = settings
         self.policy = policy or LeasePolicy(settings)
         """The rules the form checks as the user types (the service's: ``service.policy``)."""
+        self.outlook: Outlook | None = None
+        """Where the user stands (spend, budget, quotas): set by :meth:`refresh_outlook`."""
         self._present: dict[str, bool | None] = dict.fromkeys(settings.images)
         self._layers: dict[str, tuple[int, int]] = {}
 
@@ -147,6 +152,7 @@ class ProvisionForm(VerticalScroll, can_focus=False):
             classes="hint",
         )
         yield Static(id="estimate")
+        yield Static(id="budget")
         yield Static(id="form-error")
         yield Button("Provision", id="provision", variant="primary", compact=True)
         yield Static(id="activity")
@@ -260,12 +266,60 @@ class ProvisionForm(VerticalScroll, can_focus=False):
             self.policy.validate(request)
         except InvalidInput as exc:
             error, bad = str(exc) or type(exc).__name__, exc.field
+        refusal = self._show_budget(duration)
+        if refusal and not error:
+            error = refusal  # disabled with the reason, not refused after the submit
         self.error = error
         for field in FIELDS:
             self.query_one(f"#{field}", Input).set_class(field == bad, "-invalid")
         for field in HINTED:
             self.query_one(f"#{field}-hint", Static).set_class(field == bad, "-invalid")
         return not error
+
+    def _show_budget(self, duration: timedelta | None) -> str | None:
+        """The spend/budget line under the estimate; the reason this would be refused, if so."""
+        outlook = self.outlook
+        line = self.query_one("#budget", Static)
+        line.display = outlook is not None
+        if outlook is None:
+            return None
+        refusal = outlook.refusal(duration)
+        if outlook.budget_hours is None:
+            left = "no daily budget"
+        else:
+            remaining = outlook.remaining_hours or 0
+            left = (
+                f"{format_hours(Decimal(remaining))} of {format_hours(outlook.budget_hours)} "
+                "lease-hours left today"
+            )
+        verdict = "[$error]does not fit[/]" if refusal else "[$success]fits[/]"
+        line.update(
+            Content.from_markup(
+                f"Spent today [b]$spent[/b] · $left · {verdict}",
+                spent=format_cost(outlook.spent_today),
+                left=left,
+            )
+        )
+        line.set_class(bool(refusal), "-refused")
+        return refusal
+
+    def set_outlook(self, outlook: Outlook | None) -> None:
+        """Where the user stands now; the form checks the request against it as they type."""
+        self.outlook = outlook
+        self.validate_form()
+
+    def refresh_outlook(self, service: LeaseService) -> None:
+        """Read the user's spend, budget and quotas again (after any change)."""
+        self._load_outlook(service)
+
+    @work(group="outlook", exclusive=True, exit_on_error=False)
+    async def _load_outlook(self, service: LeaseService) -> None:
+        clock = getattr(self.app, "clock", None)  # the app's "now" (countdowns, costs)
+        try:
+            outlook = await service.outlook(clock() if callable(clock) else None)
+        except Exception:
+            return  # the banner reports Redis; the last outlook stays
+        self.set_outlook(outlook)
 
     def watch_error(self, error: str) -> None:
         label = self.query_one("#form-error", Static)
