@@ -29,13 +29,10 @@ import redis.asyncio as aioredis
 
 from containerlease_tui.config import Settings
 from containerlease_tui.engine import (
-    LABEL_EXPIRES,
-    LABEL_INSTANCE,
-    LABEL_LEASE,
-    LABEL_OWNER,
     ContainerSpec,
     Engine,
 )
+from containerlease_tui.labels import labels_for as real_labels_for
 from containerlease_tui.models import (
     EventType,
     FailureKind,
@@ -67,12 +64,8 @@ def rfc3339(moment: datetime) -> str:
 
 
 def labels_for(lease: Lease, prefix: str) -> dict[str, str]:
-    return {
-        LABEL_LEASE: lease.id,
-        LABEL_OWNER: lease.owner,
-        LABEL_EXPIRES: rfc3339(lease.expires_at),
-        LABEL_INSTANCE: prefix,
-    }
+    """The labels LeaseService gives a lease's container."""
+    return real_labels_for(lease, prefix)
 
 
 def container_spec(settings: Settings, name: str, labels: dict[str, str]) -> ContainerSpec:
@@ -691,6 +684,7 @@ async def test_flushall_labelled_containers_still_go_and_others_are_never_touche
 
     # Redis loses everything (private to the test run: tests run one at a time).
     await redis_client.flushall()
+    lost_at = time.time()
 
     grace = settings.reaper.grace.total_seconds()
     label_deadline = max(lease.expires_at for lease in short).timestamp()
@@ -703,17 +697,21 @@ async def test_flushall_labelled_containers_still_go_and_others_are_never_touche
         # A full sweep interval more, so the sweep looked at the survivors at least twice.
         await asyncio.sleep(settings.reaper.sweep_interval.total_seconds() * 1.5)
 
-    assert gone_at >= label_deadline + grace - 0.01, "removed before label deadline + grace"
-    print(f"\nafter FLUSHALL: orphans removed {gone_at - label_deadline - grace:.2f}s after grace")
+    # Adopted (rebuilt from their labels), then reaped at max(label deadline, loss + grace).
+    floor = max(label_deadline, lost_at + grace)
+    assert gone_at >= floor - 0.05, "removed before max(label deadline, loss + grace)"
+    print(f"\nafter FLUSHALL: adopted orphans removed {gone_at - floor:.2f}s after their deadline")
     assert set(await our_containers(engine, prefix)) == {long.docker_id}
     assert (await docker.containers.get(plain.id)).id == plain.id
     assert (await docker.containers.get(foreign)).id == foreign
     events = await events_by_lease(store)
     for lease in short:
-        assert events[lease.id] == ["reaped"]
-    details = [e.detail for e in await read_events(store, "0") if e.type is EventType.REAPED]
-    assert all(d.startswith("orphan container ") for d in details)
-    assert long.id not in events and "foreign2" not in events
+        assert events[lease.id] == ["created", "expiring", "expired", "reaped"]
+    assert events[long.id] == ["created", "expiring"]  # adopted, its owner warned
+    adopted = await store.get(long.id)
+    assert adopted is not None and adopted.status is LeaseStatus.RUNNING
+    assert adopted.expires_at == long.expires_at
+    assert "foreign2" not in events
 
 
 async def test_docker_unreachable_lease_fails_then_is_reaped_on_recovery(
