@@ -155,9 +155,7 @@ class Reaper:
             await self._abort()
             raise
         finally:
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await _cancel(helpers)
             await self.claims.release_all()
             await self.heartbeat.drop()
             self.log.info("reaper stopped", extra={"action": "stop"})
@@ -180,8 +178,7 @@ class Reaper:
             if not self._ctx.stopping():
                 await self.sweeper.sweep(result)
         finally:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
+            await _cancel([keeper])
             await self.claims.release_all()
         self.heartbeat.passed(now)
         self.last_result = result
@@ -383,3 +380,18 @@ class Reaper:
             after = batch.cursor
             if any(event.type in WAKE_EVENTS for event in batch.events):
                 self._wake.set()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel helper tasks and wait for them; a cancellation swallowed inside a client library
+    (seen in redis-py while Redis refuses writes) is repeated, so a stop never hangs."""
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(5):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=CLEANUP_TIMEOUT)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: never "exception was never retrieved"

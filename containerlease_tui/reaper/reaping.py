@@ -101,6 +101,7 @@ class DueReaping:
             except StoreRefused:
                 await self._reap_refused(lease_id, result, index)
             except EngineUnavailable as exc:
+                self._heartbeat.failed(result)  # in this pass's counts; the lease is not marked
                 self._engine_unreachable(lease_id, exc)
             except (StoreError, EngineError, TimeoutError) as exc:
                 self._heartbeat.failed(result)
@@ -337,6 +338,7 @@ class DueReaping:
             removed = await self._remover.remove_with_retries(lease_id, lease.docker_id, index)
         except (RemovalFailed, StoreError, EngineError, TimeoutError) as exc:
             if isinstance(exc, EngineUnavailable):
+                self._heartbeat.failed(result)
                 self._engine_unreachable(lease_id, exc)
                 return
             self._heartbeat.failed(result)
