@@ -1,7 +1,8 @@
 """The reconciliation sweep: Docker's labelled containers compared with Redis's records.
 
-Level-triggered, every ``sweep_interval``: removes orphans (containers whose record is gone or
-closed, once their label deadline plus ``grace`` has passed), closes records whose container
+Level-triggered, every ``sweep_interval``: adopts containers whose record is gone (see
+``adoption``), removes orphans (containers whose lease is closed, or whose labels cannot be
+adopted, once their label deadline plus ``grace`` has passed), closes records whose container
 vanished, re-indexes overdue leases missing from the deadline set, and fails provisions whose
 process died. Containers without both our lease and instance labels are never touched.
 """
@@ -39,7 +40,14 @@ from containerlease_tui.reaper.heartbeat import Heartbeat
 from containerlease_tui.reaper.logs import crash_text, one_line, short
 from containerlease_tui.reaper.removal import LabelIndex, RemovalFailed, Remover
 from containerlease_tui.reaper.status import EPOCH
-from containerlease_tui.store import Charge, LeaseBusy, LeaseNotFound, StoreError
+from containerlease_tui.store import (
+    Charge,
+    LeaseBusy,
+    LeaseNotFound,
+    StoreError,
+    StoreRefused,
+    StoreUnavailable,
+)
 
 # Containers created this close to the start of a sweep are left to the next one.
 SWEEP_YOUNG: Final = timedelta(seconds=1)
@@ -386,4 +394,6 @@ class Sweeper:
                 "adoption failed",
                 extra={"action": "adopt", "container": short(info.id), "error": one_line(exc)},
             )
-            return False
+            # Redis away or refusing writes: leave the container to the next sweep. Anything
+            # else (a record there but unreadable): the label deadline plus grace decides.
+            return isinstance(exc, StoreUnavailable | StoreRefused)
