@@ -250,6 +250,8 @@ class Sweeper:
                 or lease.docker_id in existing
             ):
                 continue
+            if lease.id in scheduled and lease.expires_at <= utcnow():
+                continue  # due: the deadline path closes it, with its `reaped` event
             try:
                 if await self._ctx.engine.inspect(lease.docker_id) is not None:
                     continue  # it exists after all (created after the listing, or unlabelled)
