@@ -518,6 +518,9 @@ alike. Percentiles are linear between closest ranks. Every container carries the
 containers and keys afterwards.
 """
 
+FAULTS_FILE = Path(__file__).with_name("faults.md")
+"""Fault-recovery figures of the issue-13 tests, kept by hand (they are not a bench group)."""
+
 EXPLAIN = {
     "provision": """\
 ## 1. Provision latency
@@ -868,6 +871,8 @@ def render(docs: dict[str, Doc]) -> str:
         except (KeyError, TypeError, IndexError) as exc:
             parts.append(f"(could not render {name}: {type(exc).__name__} {exc})\n")
         parts.append(_reading(name, doc) + "\n")
+    if FAULTS_FILE.exists():
+        parts.append(FAULTS_FILE.read_text())
     return "\n".join(parts).rstrip() + "\n"
 
 

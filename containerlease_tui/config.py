@@ -377,12 +377,14 @@ class ReaperSettings(_Section):
     """Attempts per removal within a pass before the lease is marked failed."""
     backoff: Duration = timedelta(milliseconds=200)
     """Base delay of the exponential backoff between attempts (with jitter)."""
-    grace: Duration = timedelta(seconds=60)
-    """When Redis has lost a lease, how long past its label deadline a container may live."""
+    grace: Duration = timedelta(minutes=5)
+    """When Redis has lost a lease: its container lives until its label deadline or this long
+    after the loss was noticed, whichever is later (time for its owner to extend it)."""
     sweep_interval: Duration = timedelta(minutes=1)
     """How often the reconciliation sweep compares Docker's containers with Redis."""
-    lock_ttl: Duration = timedelta(seconds=30)
-    """How long a claim on a due lease lasts if its reaper dies."""
+    lock_ttl: Duration = timedelta(seconds=2)
+    """How long a claim on a due lease lasts if its reaper dies (renewed every quarter of it
+    while the work lasts)."""
     concurrency: int = Field(32, ge=1, le=512)
     """Removals done in parallel."""
     warnings: list[Duration] = Field(

@@ -1,8 +1,10 @@
 """The container label schema: the keys, writing them, reading them, and whose a container is.
 
-Every leased container carries four labels, written once at creation (:func:`labels_for`). They
+Every leased container carries its labels, written once at creation (:func:`labels_for`). They
 are all the reaper needs when a lease record is lost: which lease (and installation) a container
-belongs to (:func:`belongs`, :func:`lease_of`) and until when (:func:`parse_label_deadline`).
+belongs to (:func:`belongs`, :func:`lease_of`), until when (:func:`parse_label_deadline`), and
+enough to rebuild ("adopt") its record: owner, name, image and creation time. Docker labels are
+immutable: an extension does not move ``expires-at``, which stays the deadline at creation.
 
 :func:`parse_rfc3339` (over :func:`rfc3339_parts`) is the one parser of label and Docker
 timestamps, nanosecond fractions included.
@@ -21,6 +23,9 @@ LABEL_LEASE: Final = "containerlease.lease"
 LABEL_OWNER: Final = "containerlease.owner"
 LABEL_EXPIRES: Final = "containerlease.expires-at"  # RFC 3339 UTC, the deadline at creation
 LABEL_INSTANCE: Final = "containerlease.instance"  # = settings.redis.key_prefix
+LABEL_NAME: Final = "containerlease.name"  # the lease's name
+LABEL_IMAGE: Final = "containerlease.image"  # the [images] entry it was made from
+LABEL_CREATED: Final = "containerlease.created-at"  # RFC 3339 UTC, the lease's creation
 
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9})\d*)?([Zz]|[+-]\d{2}:\d{2})?$"
@@ -79,6 +84,9 @@ def labels_for(lease: Lease, prefix: str) -> dict[str, str]:
         LABEL_OWNER: lease.owner,
         LABEL_EXPIRES: format_label_time(lease.expires_at),
         LABEL_INSTANCE: prefix,
+        LABEL_NAME: lease.name,
+        LABEL_IMAGE: lease.image,
+        LABEL_CREATED: format_label_time(lease.created_at),
     }
 
 

@@ -127,8 +127,8 @@ KEEPALIVE_CMD = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 360
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # While a process provisions a lease it refreshes a key this often, with this TTL; a lease
 # stuck before ``running`` without that key is finished off by the reaper's sweep.
-PROVISION_BEAT = timedelta(seconds=10)
-PROVISION_BEAT_TTL = timedelta(seconds=30)
+PROVISION_BEAT = timedelta(seconds=2)
+PROVISION_BEAT_TTL = timedelta(seconds=8)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,16 @@ One :class:`Reaper` runs either as an asyncio task inside the terminal app or he
   that still fails is marked ``failed`` and postponed (with a growing delay) — never dropped
   from the deadlines.
 * **Sweep** (``sweep``). Every ``sweep_interval`` Docker's containers carrying our labels are
-  compared with Redis: containers whose record is gone or closed are removed once their label
-  deadline plus ``grace`` has passed; records whose container vanished are closed. Containers
-  without our labels (lease *and* this installation's instance label) are never touched.
+  compared with Redis: containers whose record is gone are adopted, those whose lease is closed
+  are removed once their label deadline plus ``grace`` has passed; records whose container
+  vanished are closed. Containers without our labels (lease *and* this installation's instance
+  label) are never touched.
+* **Adoption** (``adoption``). An epoch key read every second tells when Redis lost its data;
+  every labelled container without a record then gets one rebuilt from its labels, with the
+  deadline ``max(label deadline, detection + grace)``.
+* **Outages.** After a failed pass, what failed (Redis or Docker) is PINGed every 0.2 s and the
+  pass runs again as soon as it answers; an unreachable engine is no removal attempt. When Redis
+  refuses writes, due containers are removed without a claim and closed once it writes again.
 * **Warnings** (``expiry``): one ``expiring`` event per lease at each warning point.
 * **Heartbeat** (``heartbeat``). A running reaper refreshes its entry in ``P:reapers`` every few
   seconds; :func:`reaper_status` (``status``) tells whether any reaper is alive.

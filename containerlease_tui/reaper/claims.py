@@ -40,7 +40,9 @@ class Claims:
     async def keep(self) -> None:
         """Extend held claims while their work lasts, so a slow removal keeps its lease."""
         ttl = self._ctx.lock_ttl
-        period = max(ttl.total_seconds() / 3, 0.05)
+        # Renewed every quarter of its TTL: a short TTL (a dead reaper's claims block others
+        # only that long) survives a missed renewal or two.
+        period = max(ttl.total_seconds() / 4, 0.05)
         while True:
             await asyncio.sleep(period)
             for lease_id, token in list(self._held.items()):

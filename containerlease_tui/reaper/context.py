@@ -81,6 +81,8 @@ class ReaperContext:
         )
         self.lease_timeout = cfg.retries * self.removal_timeout + max_backoff + 6 * redis_call
         self.stop: asyncio.Event | None = None  # set by run() / run_once()
+        # Reaping found the Docker engine unreachable: passes wait for it (see the loop).
+        self.engine_down = False
 
     def stopping(self) -> bool:
         """Whether a stop was asked for: start nothing new."""

@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+import math
+import time
+from datetime import datetime, timedelta
 from typing import Final
 
 from containerlease_tui import __version__
 from containerlease_tui.config import Settings
-from containerlease_tui.engine import EngineError
+from containerlease_tui.engine import EngineError, EngineUnavailable
 from containerlease_tui.engine.protocol import Runtime
 from containerlease_tui.models import EventType, utcnow
+from containerlease_tui.reaper.adoption import Adopter
 from containerlease_tui.reaper.claims import Claims
 from containerlease_tui.reaper.context import PassResult, ReaperContext
 from containerlease_tui.reaper.expiry import ExpiryWarner
@@ -27,12 +30,16 @@ from containerlease_tui.reaper.removal import Remover
 from containerlease_tui.reaper.sweep import Sweeper
 from containerlease_tui.reaper.timing import (
     CLEANUP_TIMEOUT,
+    FOLLOW_BACKOFF_CAP,
     OVERDUE_POLL,
+    PROBE_PERIOD,
+    PROBE_TIMEOUT,
+    STALLED_CHECK,
     WAKE_SLACK,
     error_backoff,
     wake_delay,
 )
-from containerlease_tui.store import StoreError
+from containerlease_tui.store import StoreError, StoreRefused, StoreUnavailable
 from containerlease_tui.store.protocol import Store
 
 # Events of other actors that may move the earliest deadline.
@@ -66,8 +73,14 @@ class Reaper:
         remover = Remover(ctx)
         self.reaping = DueReaping(ctx, self.claims, self.heartbeat, remover)
         self.sweeper = Sweeper(ctx, self.claims, self.heartbeat, remover)
+        self.adopter = Adopter(ctx, self._wake_up)
+        # Records lost one by one (eviction) are adopted where they are found missing.
+        self.sweeper.adopt = self.adopter.adopt
+        self.reaping.adopt = self.adopter.adopt
         self.last_result: PassResult | None = None
         self._wake: asyncio.Event | None = None
+        self._stalled_task: asyncio.Task[None] | None = None
+        self._stalled_next = -math.inf  # monotonic
 
     # The jobs read these from the shared context, so assigning one here (as a test swaps in
     # another store) reaches every job.
@@ -134,6 +147,7 @@ class Reaper:
         ]
         if not self.dry_run:
             helpers.append(asyncio.create_task(self.heartbeat.run(), name="reaper-heartbeat"))
+            helpers.append(asyncio.create_task(self.adopter.watch(), name="reaper-epoch"))
         try:
             await self._loop(stop)
             await self._drain()
@@ -141,9 +155,7 @@ class Reaper:
             await self._abort()
             raise
         finally:
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await _cancel(helpers)
             await self.claims.release_all()
             await self.heartbeat.drop()
             self.log.info("reaper stopped", extra={"action": "stop"})
@@ -166,8 +178,7 @@ class Reaper:
             if not self._ctx.stopping():
                 await self.sweeper.sweep(result)
         finally:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
+            await _cancel([keeper])
             await self.claims.release_all()
         self.heartbeat.passed(now)
         self.last_result = result
@@ -180,7 +191,11 @@ class Reaper:
         self, now: datetime, result: PassResult
     ) -> tuple[list[asyncio.Task[None]], bool]:
         """Warn, then start the due leases; their tasks, and whether the due batch was full."""
-        await self.expiry.warn(now, result)
+        try:
+            await self.expiry.warn(now, result)
+        except StoreRefused as exc:
+            # Redis answers but will not write: warnings wait, removals must not.
+            self.log.debug("warnings skipped", extra={"action": "warn", "error": one_line(exc)})
         return await self.reaping.start_due(now, result)
 
     async def _loop(self, stop: asyncio.Event) -> None:
@@ -204,6 +219,9 @@ class Reaper:
                     "pass failed; retrying",
                     extra={"action": "backoff", "error": one_line(exc), "delay": round(delay, 3)},
                 )
+                if isinstance(exc, StoreUnavailable | EngineUnavailable) and not stop.is_set():
+                    await self._await_return(delay, exc)
+                    continue
             except Exception as exc:  # a bug must not end the reaper: log it loudly, carry on
                 errors += 1
                 delay = error_backoff(errors, cfg.backoff, self._ctx.interval)
@@ -218,10 +236,12 @@ class Reaper:
 
     async def _tick(self) -> float:
         """Warn, dispatch due leases, start a sweep if one is due; seconds until the next tick."""
+        await self._engine_back()
         now = utcnow()
         result = PassResult(dry_run=self.dry_run)
         _, full = await self._start_pass(now, result)
         self.sweeper.start_if_due()
+        self._stalled_if_due()
         self.heartbeat.passed(now)
         if result.warned or result.due:
             self.log.debug("tick", extra={"action": "tick", **result.counts()})
@@ -236,7 +256,62 @@ class Reaper:
         moments += await self.expiry.next_moments(now)
         overdue = interval if self.dry_run else min(OVERDUE_POLL, interval)
         delay = wake_delay(now, moments, interval, overdue)
-        return max(0.0, min(delay, self.sweeper.seconds_until_due() + WAKE_SLACK))
+        if self.reaping.unclosed:
+            delay = min(delay, OVERDUE_POLL)  # removed, not yet closed: retry the write soon
+        stalled = self._stalled_next - time.monotonic() + WAKE_SLACK
+        return max(0.0, min(delay, self.sweeper.seconds_until_due() + WAKE_SLACK, stalled))
+
+    # --- outages -----------------------------------------------------------------------------
+
+    async def _await_return(self, delay: float, exc: StoreError | EngineError) -> None:
+        """Wait ``delay`` after a failed pass, asking what failed every :data:`PROBE_PERIOD`
+        whether it answers again: the next pass starts as soon as it does."""
+        assert self._wake is not None
+        probe = self.engine.ping if isinstance(exc, EngineError) else self.store.ping
+        until = time.monotonic() + delay
+        while (left := until - time.monotonic()) > 0:
+            await self._sleep(min(PROBE_PERIOD, left))
+            if self._wake.is_set():
+                return  # stop, or an event: Redis is answering
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    await probe()
+            except (StoreError, EngineError, TimeoutError):
+                continue
+            return
+
+    async def _engine_back(self) -> None:
+        """While reaping found the engine unreachable: a ping first (EngineUnavailable while it
+        still is), so due leases wait for it instead of failing one by one and burning their
+        retries."""
+        if not self._ctx.engine_down:
+            return
+        async with asyncio.timeout(PROBE_TIMEOUT + self.settings.docker.timeout):
+            await self.engine.ping()
+        self._ctx.engine_down = False
+        self.log.info("engine reachable again", extra={"action": "recover"})
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # --- provisions whose process died -------------------------------------------------------
+
+    def _stalled_if_due(self) -> None:
+        """Every :data:`STALLED_CHECK` s, look for provisions whose process died (the sweep,
+        which also does, runs far less often)."""
+        now = time.monotonic()
+        if now < self._stalled_next or self._stalled_task is not None:
+            return
+        self._stalled_next = now + STALLED_CHECK
+
+        async def check() -> None:
+            try:
+                await self.sweeper.check_stalled(PassResult(dry_run=self.dry_run))
+            finally:
+                self._stalled_task = None
+
+        self._stalled_task = asyncio.create_task(check(), name="reaper-stalled")
 
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None
@@ -256,6 +331,8 @@ class Reaper:
         pending = [*self.reaping.inflight.values()]
         if self.sweeper.task is not None:
             pending.append(self.sweeper.task)
+        if self._stalled_task is not None:
+            pending.append(self._stalled_task)
         return pending
 
     async def _drain(self) -> None:
@@ -296,8 +373,25 @@ class Reaper:
                 errors = 0
             except StoreError:
                 errors += 1
-                await asyncio.sleep(error_backoff(errors, self.settings.reaper.backoff, interval))
+                # Capped low: the follower is back within a second of Redis.
+                cap = min(interval, timedelta(seconds=FOLLOW_BACKOFF_CAP))
+                await asyncio.sleep(error_backoff(errors, self.settings.reaper.backoff, cap))
                 continue
             after = batch.cursor
             if any(event.type in WAKE_EVENTS for event in batch.events):
                 self._wake.set()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel helper tasks and wait for them; a cancellation swallowed inside a client library
+    (seen in redis-py while Redis refuses writes) is repeated, so a stop never hangs."""
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(5):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=CLEANUP_TIMEOUT)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: never "exception was never retrieved"

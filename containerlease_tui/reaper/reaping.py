@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import functools
 import math
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from containerlease_tui.engine import EngineError
+from containerlease_tui.engine import ContainerInfo, EngineError, EngineUnavailable
 from containerlease_tui.models import (
     EventType,
     FailureKind,
@@ -23,7 +24,7 @@ from containerlease_tui.reaper.heartbeat import Heartbeat
 from containerlease_tui.reaper.logs import crash_text, one_line, short
 from containerlease_tui.reaper.removal import LabelIndex, RemovalFailed, Remover
 from containerlease_tui.reaper.timing import DUE_BATCH, postpone_delay
-from containerlease_tui.store import LeaseNotFound, StoreError
+from containerlease_tui.store import LeaseNotFound, StoreError, StoreRefused
 
 
 def _names(ids: list[str]) -> str:
@@ -43,6 +44,11 @@ class DueReaping:
         self._sem: asyncio.Semaphore | None = None  # made in the loop that runs the tasks
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self._failures: dict[str, int] = {}  # lease id → failed passes in a row
+        self.unclosed: dict[str, list[str]] = {}
+        """Leases whose containers were removed but whose record is not closed yet (Redis
+        refused the write): lease id → the container ids removed."""
+        self.adopt: Callable[[ContainerInfo], Awaitable[bool]] | None = None
+        """Rebuilds a lost record from a container's labels (set by the reaper)."""
 
     async def start_due(
         self, now: datetime, result: PassResult
@@ -92,6 +98,11 @@ class DueReaping:
                     log.debug("claimed", extra={"action": "claim", "lease": lease_id})
                     async with asyncio.timeout(self._ctx.lease_timeout):
                         await self._reap_claimed(lease_id, result, index)
+            except StoreRefused:
+                await self._reap_refused(lease_id, result, index)
+            except EngineUnavailable as exc:
+                self._heartbeat.failed(result)  # in this pass's counts; the lease is not marked
+                self._engine_unreachable(lease_id, exc)
             except (StoreError, EngineError, TimeoutError) as exc:
                 self._heartbeat.failed(result)
                 error = (
@@ -124,7 +135,12 @@ class DueReaping:
         except RemovalFailed as exc:
             await self._mark_failed(lease, str(exc), result)
             return
-        if not await self._close_expired(lease, removed, result):
+        earlier = self.unclosed.get(lease_id, [])
+        removed = earlier + [c for c in removed if c not in earlier]
+        self.unclosed[lease_id] = removed  # until the record says so
+        closed = await self._close_expired(lease, removed, result)
+        self.unclosed.pop(lease_id, None)
+        if not closed:
             return
         self._failures.pop(lease_id, None)
         self._heartbeat.reaped(result)
@@ -197,6 +213,9 @@ class DueReaping:
     async def _reap_lost_record(self, lease_id: str, result: PassResult, index: LabelIndex) -> None:
         """A deadline without a record: remove what carries its label, then forget it."""
         store, log = self._ctx.store, self._ctx.log
+        if await self._adopt_lost(lease_id, index):
+            result.skipped += 1  # its rebuilt record has its own deadline now
+            return
         try:
             removed = await self._remover.remove_with_retries(lease_id, None, index)
         except RemovalFailed as exc:
@@ -291,3 +310,60 @@ class DueReaping:
                 "overdue": round((now - lease.expires_at).total_seconds(), 3),
             },
         )
+
+    # --- outages: the engine away, Redis refusing writes, records lost ----------------------
+
+    def _engine_unreachable(self, lease_id: str, exc: EngineUnavailable) -> None:
+        """Not this lease's failure: it stays due, unmarked, and the loop waits for the engine."""
+        first = not self._ctx.engine_down
+        self._ctx.engine_down = True
+        log = self._ctx.log.warning if first else self._ctx.log.debug
+        log(
+            "engine unreachable; the lease waits for it",
+            extra={"action": "engine-down", "lease": lease_id, "error": one_line(exc)},
+        )
+
+    async def _reap_refused(self, lease_id: str, result: PassResult, index: LabelIndex) -> None:
+        """Redis reads but refuses writes (no claim, no close): removal is idempotent, so a due
+        lease's containers are removed anyway; its record is closed once Redis writes again
+        (the lease stays due, and :attr:`unclosed` keeps what was removed)."""
+        log = self._ctx.log
+        try:
+            lease = await self._ctx.store.get(lease_id)
+            if lease is None or lease.status.is_terminal or lease.expires_at > utcnow():
+                result.skipped += 1
+                return
+            if lease_id in self.unclosed:
+                return  # removed already: the close waits for Redis
+            removed = await self._remover.remove_with_retries(lease_id, lease.docker_id, index)
+        except (RemovalFailed, StoreError, EngineError, TimeoutError) as exc:
+            if isinstance(exc, EngineUnavailable):
+                self._heartbeat.failed(result)
+                self._engine_unreachable(lease_id, exc)
+                return
+            self._heartbeat.failed(result)
+            log.warning(
+                "could not handle due lease; will retry",
+                extra={"action": "error", "lease": lease_id, "error": one_line(exc)},
+            )
+            return
+        self.unclosed[lease_id] = removed
+        log.warning(
+            "removed while Redis refuses writes; the record is closed once it accepts them",
+            extra={
+                "action": "reap-unclaimed",
+                "lease": lease_id,
+                "owner": lease.owner,
+                "container": _names(removed) or None,
+                "lag": round((utcnow() - lease.expires_at).total_seconds(), 3),
+            },
+        )
+
+    async def _adopt_lost(self, lease_id: str, index: LabelIndex) -> bool:
+        """A record lost on its own (eviction): rebuild it from its container's labels."""
+        if self.adopt is None:
+            return False
+        for info in await index.infos_of(lease_id):
+            if await self.adopt(info):
+                return True
+        return False

@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 
-from containerlease_tui.engine import EngineError
+from containerlease_tui.engine import ContainerInfo, EngineError, EngineUnavailable
 from containerlease_tui.engine.cleanup import remove_lease_containers
 from containerlease_tui.engine.protocol import Runtime
 from containerlease_tui.labels import lease_of
@@ -27,17 +27,12 @@ class LabelIndex:
         self._instance = instance
         self._lock = asyncio.Lock()
         self._at = -math.inf
-        self._by_lease: dict[str, list[str]] | None = None
+        self._by_lease: dict[str, list[ContainerInfo]] | None = None
         self._error: EngineError | None = None
         self._error_at = -math.inf
 
-    async def containers_of(self, lease_id: str, not_before: float) -> list[str]:
-        """Ids of the containers labelled with ``lease_id``, from a listing made after
-        ``not_before`` (monotonic seconds).
-
-        A listing that failed after ``not_before`` fails the caller at once: when the engine
-        hangs, one worker waits out the timeout, not every worker in turn.
-        """
+    async def infos_of(self, lease_id: str, not_before: float = -math.inf) -> list[ContainerInfo]:
+        """The containers labelled with ``lease_id`` (see :meth:`containers_of`)."""
         async with self._lock:
             if self._error is not None and self._error_at >= not_before:
                 raise type(self._error)(str(self._error))
@@ -49,13 +44,22 @@ class LabelIndex:
                     self._error, self._error_at = exc, time.monotonic()
                     raise
                 self._error = None
-                by_lease: dict[str, list[str]] = {}
+                by_lease: dict[str, list[ContainerInfo]] = {}
                 for info in infos:
                     owner_lease = lease_of(info.labels, self._instance)
                     if owner_lease:
-                        by_lease.setdefault(owner_lease, []).append(info.id)
+                        by_lease.setdefault(owner_lease, []).append(info)
                 self._by_lease, self._at = by_lease, at
             return list(self._by_lease.get(lease_id, []))
+
+    async def containers_of(self, lease_id: str, not_before: float) -> list[str]:
+        """Ids of the containers labelled with ``lease_id``, from a listing made after
+        ``not_before`` (monotonic seconds).
+
+        A listing that failed after ``not_before`` fails the caller at once: when the engine
+        hangs, one worker waits out the timeout, not every worker in turn.
+        """
+        return [info.id for info in await self.infos_of(lease_id, not_before)]
 
 
 class Remover:
@@ -73,7 +77,9 @@ class Remover:
     ) -> list[str]:
         """Remove the lease's container (by id and by label); the ids removed.
 
-        Raises :class:`RemovalFailed` once ``retries`` attempts have failed.
+        Raises :class:`RemovalFailed` once ``retries`` attempts have failed, and
+        :class:`EngineUnavailable` at once when the engine cannot be reached (that is not an
+        attempt: the lease is neither marked failed nor postponed for it).
         """
         cfg, timeout = self._ctx.settings.reaper, self._ctx.removal_timeout
         not_before = -math.inf
@@ -86,6 +92,11 @@ class Remover:
                     return await self._remove_all(lease_id, docker_id, index, not_before)
             except TimeoutError:
                 reason = f"removal did not finish within {timeout:g}s"
+            except EngineUnavailable:
+                # Not this lease's failure: no attempt is counted while the engine is away
+                # (the loop waits for it to answer, then tries again at once).
+                self._ctx.engine_down = True
+                raise
             except EngineError as exc:
                 reason = one_line(exc)
             not_before = time.monotonic()  # the next attempt lists the containers afresh

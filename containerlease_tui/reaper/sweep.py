@@ -1,7 +1,8 @@
 """The reconciliation sweep: Docker's labelled containers compared with Redis's records.
 
-Level-triggered, every ``sweep_interval``: removes orphans (containers whose record is gone or
-closed, once their label deadline plus ``grace`` has passed), closes records whose container
+Level-triggered, every ``sweep_interval``: adopts containers whose record is gone (see
+``adoption``), removes orphans (containers whose lease is closed, or whose labels cannot be
+adopted, once their label deadline plus ``grace`` has passed), closes records whose container
 vanished, re-indexes overdue leases missing from the deadline set, and fails provisions whose
 process died. Containers without both our lease and instance labels are never touched.
 """
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -38,13 +40,20 @@ from containerlease_tui.reaper.heartbeat import Heartbeat
 from containerlease_tui.reaper.logs import crash_text, one_line, short
 from containerlease_tui.reaper.removal import LabelIndex, RemovalFailed, Remover
 from containerlease_tui.reaper.status import EPOCH
-from containerlease_tui.store import Charge, LeaseBusy, LeaseNotFound, StoreError
+from containerlease_tui.store import (
+    Charge,
+    LeaseBusy,
+    LeaseNotFound,
+    StoreError,
+    StoreRefused,
+    StoreUnavailable,
+)
 
 # Containers created this close to the start of a sweep are left to the next one.
 SWEEP_YOUNG: Final = timedelta(seconds=1)
 # A lease still short of ``running`` this long after its creation, with no live provisioner
 # (see ``LeaseService.complete``), was abandoned by a crashed process: the sweep fails it.
-STALLED_AFTER: Final = timedelta(minutes=1)
+STALLED_AFTER: Final = timedelta(seconds=15)
 _PROVISIONING: Final = frozenset({LeaseStatus.PENDING, LeaseStatus.PULLING, LeaseStatus.CREATING})
 _FAR_FUTURE: Final = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -68,6 +77,8 @@ class Sweeper:
         self._remover = remover
         self.task: asyncio.Task[None] | None = None
         self._next = -math.inf  # monotonic
+        self.adopt: Callable[[ContainerInfo], Awaitable[bool]] | None = None
+        """Rebuilds a lost record from a container's labels (set by the reaper)."""
 
     # --- schedule ----------------------------------------------------------------------------
 
@@ -122,7 +133,7 @@ class Sweeper:
                 await self._sweep_container(info, records, scheduled, started, result)
             await self._close_vanished(scheduled, records, {c.id for c in containers}, result)
             await self._fail_stalled(result)
-        except StoreError as exc:
+        except (StoreError, EngineError) as exc:
             ctx.log.warning("sweep cut short", extra={"action": "sweep", "error": one_line(exc)})
 
     # --- containers: orphans and overdue leases ----------------------------------------------
@@ -137,6 +148,8 @@ class Sweeper:
     ) -> None:
         lease_id = info.labels[LABEL_LEASE]
         lease = records.get(lease_id)
+        if lease is None and await self._adopted(info):
+            return
         now = utcnow()
         if lease is not None and not lease.status.is_terminal:
             if lease.expires_at <= now and lease_id not in scheduled:
@@ -237,6 +250,8 @@ class Sweeper:
                 or lease.docker_id in existing
             ):
                 continue
+            if lease.id in scheduled and lease.expires_at <= utcnow():
+                continue  # due: the deadline path closes it, with its `reaped` event
             try:
                 if await self._ctx.engine.inspect(lease.docker_id) is not None:
                     continue  # it exists after all (created after the listing, or unlabelled)
@@ -356,3 +371,31 @@ class Sweeper:
             return
         result.swept += 1
         self._ctx.log.info("failed stalled provision", extra={"action": "stalled", **fields})
+
+    # --- called by the reaper on their own schedule -------------------------------------------
+
+    async def check_stalled(self, result: PassResult) -> None:
+        """The stalled-provision check alone (the loop runs it every few seconds); logs, never
+        raises on Redis or Docker trouble."""
+        try:
+            await self._fail_stalled(result)
+        except (StoreError, EngineError, TimeoutError) as exc:
+            self._ctx.log.debug(
+                "stalled check failed", extra={"action": "stalled", "error": one_line(exc)}
+            )
+
+    async def _adopted(self, info: ContainerInfo) -> bool:
+        """A labelled container without a record: rebuilt ("adopted") from its labels, so its
+        lease is listed, counted and reaped at its (floored) deadline, not removed blind."""
+        if self.adopt is None:
+            return False
+        try:
+            return await self.adopt(info)
+        except (StoreError, EngineError) as exc:
+            self._ctx.log.warning(
+                "adoption failed",
+                extra={"action": "adopt", "container": short(info.id), "error": one_line(exc)},
+            )
+            # Redis away or refusing writes: leave the container to the next sweep. Anything
+            # else (a record there but unreadable): the label deadline plus grace decides.
+            return isinstance(exc, StoreUnavailable | StoreRefused)

@@ -23,6 +23,15 @@ OVERDUE_POLL: Final = 0.5
 WAKE_SLACK: Final = 0.005
 # A lease failing again and again is retried after at most this long.
 MAX_POSTPONE: Final = timedelta(minutes=5)
+# While Redis or Docker is unreachable, ask it (PING) this often: the pass that failed runs
+# again as soon as it answers, whatever the backoff had grown to.
+PROBE_PERIOD: Final = 0.2
+# Longest wait for one such probe.
+PROBE_TIMEOUT: Final = 2.0
+# Seconds between two checks for provisions whose process died (besides every sweep).
+STALLED_CHECK: Final = 5.0
+# The event follower's longest backoff while Redis is away.
+FOLLOW_BACKOFF_CAP: Final = 1.0
 # Longest wait for best-effort cleanup calls (releasing claims, dropping the heartbeat).
 CLEANUP_TIMEOUT: Final = 3.0
 

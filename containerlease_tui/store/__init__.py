@@ -29,6 +29,7 @@ from containerlease_tui.store.errors import (
     NameTaken,
     QuotaExceeded,
     StoreError,
+    StoreRefused,
     StoreUnavailable,
 )
 from containerlease_tui.store.events import EventBatch
@@ -53,5 +54,6 @@ __all__ = [
     "ReaperBeat",
     "Store",
     "StoreError",
+    "StoreRefused",
     "StoreUnavailable",
 ]

@@ -100,6 +100,24 @@ class Coordination(StoreBase):
         )
         return bool(reply)
 
+    # --- the data set's epoch --------------------------------------------------------------
+
+    async def epoch(self) -> tuple[str, bool]:
+        """This data set's epoch token, and whether this call wrote it (it was missing).
+
+        The token is written once and never expires: when it is gone, Redis lost its data
+        (FLUSHALL, a restart without persistence, eviction). Read first, so a Redis that
+        refuses writes still answers while the token is there.
+        """
+        key = self.keys.epoch
+        current = optional_text(await self._call(self.redis.get, key))
+        if current:
+            return current, False
+        token = secrets.token_hex(8)
+        if await self._call(lambda: self.redis.set(key, token, nx=True)):
+            return token, True
+        return optional_text(await self._call(self.redis.get, key)) or token, False
+
     async def warn_once(self, lease_id: str, before: timedelta, ttl: timedelta) -> bool:
         """True the first time this warning point is reached for this lease."""
         ok = await self._call(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from containerlease_tui.config import redact_url
@@ -15,6 +15,11 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """Redis cannot be reached."""
+
+
+class StoreRefused(StoreError):
+    """Redis answers but refuses writes (``maxmemory`` with ``noeviction``, a read-only replica,
+    a failed snapshot): reads still work, so the reaper can still remove what is due."""
 
 
 class QuotaExceeded(StoreError):
@@ -57,4 +62,13 @@ def map_redis_error(exc: RedisError, url: str) -> StoreError:
     """The store's error for one of redis-py's (``url`` is redacted before it is shown)."""
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         return unreachable(url, exc)
-    return StoreError(f"Redis error: {short(exc)}")
+    text = short(exc)
+    if isinstance(exc, ReadOnlyError | OutOfMemoryError):
+        return StoreRefused(f"Redis refuses writes: {text}")
+    if text.lstrip("-").split(" ", 1)[0] in _REFUSALS or "OOM command not allowed" in text:
+        return StoreRefused(f"Redis refuses writes: {text}")
+    return StoreError(f"Redis error: {text}")
+
+
+# Error codes of a Redis that answers but will not write (reads still work).
+_REFUSALS = frozenset({"OOM", "READONLY", "MISCONF", "NOREPLICAS"})

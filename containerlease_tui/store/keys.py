@@ -21,6 +21,8 @@ class Keys:
         self.events = f"{prefix}:events"
         self.reapers = f"{prefix}:reapers"
         self.guardian = f"{prefix}:guardian"  # the one guardian reaper's lock (a token)
+        # A random token written once per data set: gone means Redis lost its data.
+        self.epoch = f"{prefix}:epoch"
 
     def reaper(self, member: str) -> str:
         return f"{self.prefix}:reaper:{member}"

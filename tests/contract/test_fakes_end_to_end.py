@@ -109,3 +109,24 @@ async def test_a_failed_pull_fails_the_lease_and_refunds_it() -> None:
     assert runtime.containers == {}
     # The 8 h went back to the 10 h budget: another 8 h lease fits.
     await service.provision(ProvisionRequest("box", "8h", name="fits"))
+
+
+async def test_a_lost_data_set_is_noticed_and_its_leases_adopted_over_the_fakes() -> None:
+    settings = _settings()
+    store, runtime = MemoryStore(settings), FakeRuntime(registry={"busybox:e2e": [REPORT]})
+    service = LeaseService(settings, store, runtime, user="alice", admin=False)
+    lease = await service.provision(ProvisionRequest("box", "1h", name="kept"))
+    await service.extend(lease.id, "1h")  # the extension lives only in the store
+    reaper = Reaper(settings, store, runtime)
+    assert await reaper.adopter.check() == 0  # the data set it starts with
+    store.lose_everything()
+    assert await store.get(lease.id) is None
+    assert await reaper.adopter.check() == 1
+    adopted = await store.get(lease.id)
+    assert adopted is not None and adopted.status is LeaseStatus.RUNNING
+    assert (adopted.owner, adopted.name, adopted.image) == ("alice", "kept", "box")
+    assert adopted.docker_id == lease.docker_id
+    assert adopted.expires_at == lease.expires_at  # the label deadline: later than loss + grace
+    warned = [e for e in (await store.follow_events("0")).events if e.type is EventType.EXPIRING]
+    assert len(warned) == 1 and "Redis lost" in warned[0].detail
+    assert await reaper.adopter.check() == 0  # once

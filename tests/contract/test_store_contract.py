@@ -263,6 +263,13 @@ async def test_one_guardian_lock_token_bound(store: Store) -> None:
     assert await store.take_guardian(timedelta(seconds=5))
 
 
+async def test_the_epoch_is_written_once_and_kept(store: Store) -> None:
+    token, created = await store.epoch()
+    assert token and created
+    assert await store.epoch() == (token, False)
+    assert await store.epoch() == (token, False)
+
+
 # --- claims, warnings, provisioning ----------------------------------------------------------
 
 

@@ -96,6 +96,9 @@ class _Expiring:
         self._items[key] = (value, None if ttl is None else self._now() + ttl)
         return True
 
+    def clear(self) -> None:
+        self._items.clear()
+
     def expire(self, key: str, ttl: float) -> bool:
         value = self.get(key)
         if value is None:
@@ -494,6 +497,25 @@ class MemoryStore:
     async def drop_guardian(self, token: str) -> bool:
         self._check()
         return self._keys.get("guardian") == token and self._keys.delete("guardian")
+
+    async def epoch(self) -> tuple[str, bool]:
+        self._check()
+        current = self._keys.get("epoch")
+        if current:
+            return current, False
+        token = secrets.token_hex(8)
+        self._keys.set("epoch", token, None)
+        return token, True
+
+    def lose_everything(self) -> None:
+        """What FLUSHALL does to Redis: every record, index, event and key is gone."""
+        self._records.clear()
+        self._created.clear()
+        self._deadlines.clear()
+        self._budget.clear()
+        self._events.clear()
+        self._keys.clear()
+        self._reapers.clear()
 
     async def warn_once(self, lease_id: str, before: timedelta, ttl: timedelta) -> bool:
         self._check()

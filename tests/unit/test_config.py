@@ -87,9 +87,9 @@ def test_defaults_without_file_or_env() -> None:
     assert s.reaper.interval == timedelta(seconds=30)
     assert s.reaper.retries == 5
     assert s.reaper.backoff == timedelta(milliseconds=200)
-    assert s.reaper.grace == timedelta(seconds=60)
+    assert s.reaper.grace == timedelta(minutes=5)
     assert s.reaper.sweep_interval == timedelta(minutes=1)
-    assert s.reaper.lock_ttl == timedelta(seconds=30)
+    assert s.reaper.lock_ttl == timedelta(seconds=2)
     assert s.reaper.concurrency == 32
     assert s.reaper.warnings == [timedelta(minutes=10), timedelta(minutes=2)]
     assert s.security.admins == []
