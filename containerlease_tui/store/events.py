@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from redis.client import NEVER_DECODE
 
 from containerlease_tui.models import EventType, Lease, LeaseEvent, utcnow
 from containerlease_tui.store.base import StoreBase
 from containerlease_tui.store.codec import (
     decode_event,
     event_fields,
-    stream_entries,
+    raw_stream_entries,
     text,
     xread_entries,
 )
@@ -24,11 +26,14 @@ class EventBatch:
     """What one read of the event stream returned, and where the next read starts.
 
     ``cursor`` is the id of the last entry read, parsable or not, so an entry this version
-    cannot read is stepped over instead of being returned again and again.
+    cannot read is stepped over instead of being returned again and again; ``skipped`` lists
+    those entries' ids (not UTF-8, or written by a newer version), each reported once since the
+    cursor moves past it.
     """
 
     events: list[LeaseEvent]
     cursor: str
+    skipped: list[str] = field(default_factory=list)
 
 
 def queue_event(
@@ -70,8 +75,17 @@ class EventStream(StoreBase):
     async def last_event_id(self) -> str:
         """The id of the newest entry (``"0-0"`` for an empty stream): a cursor that reads only
         what comes after it."""
-        rows = await self._call(self.redis.xrevrange, self.keys.events, count=1)
-        entries = stream_entries(rows or [])
+        rows = await self._call(
+            self.redis.execute_command,
+            "XREVRANGE",
+            self.keys.events,
+            "+",
+            "-",
+            "COUNT",
+            1,
+            **{NEVER_DECODE: True},
+        )
+        entries = raw_stream_entries(rows or [])  # the id only: the fields may be unreadable
         return entries[0][0] if entries else "0-0"
 
     async def follow_events(
@@ -83,14 +97,28 @@ class EventStream(StoreBase):
             # A block longer than the socket timeout would look like a dead server.
             block_ms = min(block_ms, int(self.settings.redis.socket_timeout * 1000) - 500)
             block_ms = max(block_ms, 1)
+        args: list[object] = ["COUNT", count]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
+        # Read undecoded: an entry that is not UTF-8 is one skipped entry, not an exception in
+        # the client that would stop every follower at it.
         reply = await self._call(
-            self.redis.xread, {self.keys.events: after}, count=count, block=block_ms
+            self.redis.execute_command,
+            "XREAD",
+            *args,
+            "STREAMS",
+            self.keys.events,
+            after,
+            **{NEVER_DECODE: True},
         )
         events: list[LeaseEvent] = []
+        skipped: list[str] = []
         cursor = after
         for entry_id, fields in xread_entries(reply):
             cursor = entry_id
-            event = decode_event(entry_id, fields)
-            if event is not None:  # None: an entry from a newer version: skip it, keep reading
+            event = decode_event(entry_id, fields) if fields is not None else None
+            if event is None:  # not UTF-8, or from a newer version: skip it, keep reading
+                skipped.append(entry_id)
+            else:
                 events.append(event)
-        return EventBatch(events, cursor)
+        return EventBatch(events, cursor, skipped)
