@@ -99,7 +99,9 @@ def _ago_or_left(seconds: float, *, long: bool = False) -> str:
     return time_left(seconds, long=long)
 
 
-def _table(leases: list[Lease], now: datetime) -> str:
+def _table(
+    leases: list[Lease], now: datetime, unreadable: list[tuple[str, str]] | None = None
+) -> str:
     head = ["ID", "NAME", "IMAGE", "OWNER", "STATUS", "TIME LEFT", "COST", "EST.", "CONTAINER"]
     rows = [head]
     for lease in leases:
@@ -117,6 +119,8 @@ def _table(leases: list[Lease], now: datetime) -> str:
                 lease.short_docker_id or "-",
             ]
         )
+    for lease_id, _why in unreadable or ():
+        rows.append([lease_id, "?", "?", "?", "unreadable", "-", "-", "-", "-"])
     rows = [[clean(cell, tabs=False) for cell in row] for row in rows]  # fields of records
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join(
@@ -332,16 +336,21 @@ def complete(settings: Settings, lease_id: str) -> None:
 def list_leases(settings: Settings, all_users: bool, active: bool, as_json: bool) -> None:
     """List your leases (or everybody's)."""
 
-    async def work(service: LeaseService) -> list[Lease]:
+    async def work(service: LeaseService) -> tuple[list[Lease], list[tuple[str, str]]]:
         leases = await service.list(all_users=all_users)
-        return [x for x in leases if x.status.is_active] if active else leases
+        bad = [] if active else [(x.lease_id, x.reason) for x in leases.skipped]
+        return ([x for x in leases if x.status.is_active] if active else list(leases)), bad
 
-    leases = _run(settings, work)
+    leases, unreadable = _run(settings, work)
     now = utcnow()
     if as_json:
-        click.echo(json.dumps([lease.to_public(now) for lease in leases], indent=2))
-    elif leases:
-        click.echo(_table(leases, now))
+        rows: list[dict[str, object]] = [lease.to_public(now) for lease in leases]
+        rows += [{"id": i, "status": "unreadable", "error": why} for i, why in unreadable]
+        click.echo(json.dumps(rows, indent=2))
+    elif leases or unreadable:
+        click.echo(_table(leases, now, unreadable))
+        for lease_id, why in unreadable:
+            click.echo(one_line(f"{lease_id}: record unreadable, skipped: {why}"))
     else:
         click.echo("no leases" + ("" if all_users else " (use --all to see everybody's)"))
 

@@ -6,6 +6,7 @@ Core (no click, no Textual): the CLI prints :meth:`DoctorReport.lines` or, with 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from containerlease_tui.config import Settings
@@ -38,6 +39,8 @@ class DoctorReport:
     reaper_alive: bool | None
     """None when the store could not be read."""
     reaper_detail: str
+    unreadable: list[str] | None = None
+    """Ids of lease records this version cannot read (None: the store could not be read)."""
 
     @property
     def ok(self) -> bool:
@@ -60,7 +63,19 @@ class DoctorReport:
             f"redis:  {self._store_where()}: {self.store_detail}",
             f"docker: {self.docker_url}: {self.docker_detail}",
             f"reaper: {self.reaper_detail}",
+            f"leases: {self._records_line()}",
         ]
+
+    def _records_line(self) -> str:
+        if self.unreadable is None:
+            return "unknown (the store is unreachable)"
+        if not self.unreadable:
+            return "every record readable"
+        count = len(self.unreadable)
+        return (
+            f"{count} unreadable record{'s' if count != 1 else ''} skipped "
+            f"(written by a newer version, or damaged): {', '.join(self.unreadable)}"
+        )
 
     def to_public(self) -> dict[str, object]:
         """The JSON shape of ``doctor --json``."""
@@ -80,6 +95,7 @@ class DoctorReport:
             },
             "docker": {"url": self.docker_url, "ok": self.docker_ok, "detail": self.docker_detail},
             "reaper": {"alive": self.reaper_alive, "detail": self.reaper_detail},
+            "leases": {"unreadable": self.unreadable},
         }
 
 
@@ -110,6 +126,11 @@ async def check(
             reaper_detail, reaper_alive = reapers.describe(), reapers.alive
         except LeaseError as exc:
             reaper_detail = f"unknown ({exc})"
+    unreadable: list[str] | None = None
+    if store_ok:
+        with contextlib.suppress(LeaseError):
+            listed = await service.list(all_users=True)
+            unreadable = sorted(bad.lease_id for bad in listed.skipped)
     settings = service.settings
     return DoctorReport(
         user=service.user,
@@ -124,4 +145,5 @@ async def check(
         docker_detail=health.docker_detail,
         reaper_alive=reaper_alive,
         reaper_detail=reaper_detail,
+        unreadable=unreadable,
     )

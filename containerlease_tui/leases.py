@@ -41,6 +41,7 @@ from containerlease_tui.engine import (
     PullProgress as PullProgress,  # the shells see it through the service
 )
 from containerlease_tui.engine.cleanup import remove_lease_containers
+from containerlease_tui.engine.ownership import own_container
 from containerlease_tui.engine.protocol import Runtime
 from containerlease_tui.errors import (
     Forbidden,
@@ -88,6 +89,7 @@ from containerlease_tui.store import (
     EventBatch,
     LeaseBusy,
     LeaseContended,
+    LeaseList,
     LeaseStore,
     NameTaken,
     QuotaExceeded,
@@ -108,6 +110,7 @@ __all__ = [
     "ImageRow",
     "InvalidInput",
     "LeaseError",
+    "LeaseList",
     "LeasePolicy",
     "LeaseService",
     "LeaseStatusReport",
@@ -581,7 +584,9 @@ class LeaseService:
     def _require(self, lease: Lease, action: Action) -> None:
         self.policy.require(lease, action, self.user, self.is_admin)
 
-    async def list(self, *, all_users: bool = False) -> builtins.list[Lease]:
+    async def list(self, *, all_users: bool = False) -> LeaseList:
+        """The user's leases (everybody's with ``all_users``), newest first; records that cannot
+        be read are left out and named in the result's ``skipped``."""
         with _translated():
             if all_users:
                 return await self.store.list_all()
@@ -623,6 +628,9 @@ class LeaseService:
         lease = await self.resolve(ref)
         self._require(lease, "delete")
         with _translated(), acting_as(self.user):
+            if lease.docker_id:
+                # Refused (NotOurs) before anything is removed: the id on record is not ours.
+                await self._own(lease)
             if not await self._remove_containers(lease.id, lease.docker_id):
                 raise ServiceUnavailable(
                     f"could not remove the container of {lease.id}: the Docker engine is "
@@ -641,6 +649,16 @@ class LeaseService:
             except IllegalTransition:
                 raise InvalidInput(f"lease {lease.id} was closed meanwhile", "lease") from None
 
+    async def _own(self, lease: Lease) -> str:
+        """The full id of the lease's container, once its labels confirm it is this lease's
+        (``NotOurs``, an ``EngineError``, if not); the id on record if it no longer exists
+        (the action then fails as the engine says)."""
+        assert lease.docker_id is not None
+        full = await own_container(
+            self.engine, lease.docker_id, lease.id, self.settings.redis.key_prefix
+        )
+        return full or lease.docker_id
+
     async def _container_op(
         self,
         ref: str,
@@ -653,7 +671,7 @@ class LeaseService:
         self._require(lease, action)
         assert lease.docker_id is not None  # the policy refuses a lease without a container
         with _translated(), acting_as(self.user):
-            await op(lease.docker_id)  # type: ignore[misc]
+            await op(await self._own(lease))  # type: ignore[misc]
 
             def mutate(current: Lease) -> Lease:
                 if target is None or current.status is target:
@@ -685,9 +703,10 @@ class LeaseService:
         stats: ContainerStats | None = None
         if lease.docker_id:
             with _translated():
-                info = await self.engine.inspect(lease.docker_id)
+                cid = await self._own(lease)
+                info = await self.engine.inspect(cid)
                 if info is not None and info.running:
-                    stats = await self.engine.stats(lease.docker_id)
+                    stats = await self.engine.stats(cid)
         return LeaseStatusReport(lease, info, stats)
 
     async def container_for(self, ref: str, action: str) -> Lease:
@@ -706,14 +725,15 @@ class LeaseService:
         if not lease.docker_id:
             return
         with _translated():
-            async for line in self.engine.logs(lease.docker_id, follow=follow, tail=tail):
+            cid = await self._own(lease)
+            async for line in self.engine.logs(cid, follow=follow, tail=tail):
                 yield line
 
     async def shell(self, lease: Lease, cmd: builtins.list[str] | None = None) -> int:
         self._require(lease, "shell")
         assert lease.docker_id is not None  # the policy refuses a lease without a container
         with _translated():
-            return await self.engine.shell(lease.docker_id, cmd or ["/bin/sh"])
+            return await self.engine.shell(await self._own(lease), cmd or ["/bin/sh"])
 
     async def last_event_id(self) -> str:
         """The event stream's newest id: the cursor to follow from, so nothing is missed
@@ -848,4 +868,4 @@ class LeaseService:
         if not cmd:
             raise InvalidInput("exec needs a command to run")
         with _translated():
-            return await self.engine.exec(lease.docker_id, cmd)
+            return await self.engine.exec(await self._own(lease), cmd)

@@ -33,6 +33,7 @@ from containerlease_tui.engine.client import (
 )
 from containerlease_tui.engine.errors import EngineError, EngineUnavailable, ImageUnavailable
 from containerlease_tui.engine.logs import MAX_LINE
+from containerlease_tui.engine.ownership import NotOurs, own_container
 from containerlease_tui.engine.protocol import Runtime
 from containerlease_tui.engine.pull import PULL_STALL
 from containerlease_tui.engine.types import (
@@ -67,9 +68,11 @@ __all__ = [
     "ExecResult",
     "HostInfo",
     "ImageUnavailable",
+    "NotOurs",
     "PullProgress",
     "Removal",
     "Runtime",
+    "own_container",
     "remove_lease_containers",
 ]
 

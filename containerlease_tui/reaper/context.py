@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from containerlease_tui.config import Settings
 from containerlease_tui.engine.protocol import Runtime
+from containerlease_tui.store import CorruptRecord
 from containerlease_tui.store.protocol import Store
 
 
@@ -83,6 +84,21 @@ class ReaperContext:
         self.stop: asyncio.Event | None = None  # set by run() / run_once()
         # Reaping found the Docker engine unreachable: passes wait for it (see the loop).
         self.engine_down = False
+        self.unreadable: set[str] = set()  # ids of unreadable records already logged
+
+    def note_unreadable(self, bad: CorruptRecord) -> None:
+        """Log an unreadable record once per reaper (at debug level afterwards)."""
+        first = bad.lease_id not in self.unreadable
+        self.unreadable.add(bad.lease_id)
+        self.log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "unreadable lease record skipped",
+            extra={"action": "unreadable", "lease": bad.lease_id, "error": bad.reason},
+        )
+
+    def readable(self, lease_id: str) -> None:
+        """A record read fine (again): a later corruption of it is logged anew."""
+        self.unreadable.discard(lease_id)
 
     def stopping(self) -> bool:
         """Whether a stop was asked for: start nothing new."""

@@ -31,7 +31,10 @@ class ExpiryWarner:
         rows = await store.deadlines_between(now, now + self._points[-1])
         if not rows:
             return
-        for lease in await store.get_many([lease_id for lease_id, _ in rows]):
+        leases = await store.get_many([lease_id for lease_id, _ in rows])
+        for bad in leases.skipped:  # unreadable: no warning (the reaper postpones it when due)
+            self._ctx.note_unreadable(bad)
+        for lease in leases:
             if not lease.status.is_active:
                 continue
             left = (lease.expires_at - now).total_seconds()

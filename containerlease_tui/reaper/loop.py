@@ -378,6 +378,10 @@ class Reaper:
                 await asyncio.sleep(error_backoff(errors, self.settings.reaper.backoff, cap))
                 continue
             after = batch.cursor
+            for entry_id in batch.skipped:  # stepped over: each is read (and logged) once
+                self.log.warning(
+                    "unreadable event skipped", extra={"action": "events", "entry": entry_id}
+                )
             if any(event.type in WAKE_EVENTS for event in batch.events):
                 self._wake.set()
 

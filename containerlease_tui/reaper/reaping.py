@@ -24,7 +24,7 @@ from containerlease_tui.reaper.heartbeat import Heartbeat
 from containerlease_tui.reaper.logs import crash_text, one_line, short
 from containerlease_tui.reaper.removal import LabelIndex, RemovalFailed, Remover
 from containerlease_tui.reaper.timing import DUE_BATCH, postpone_delay
-from containerlease_tui.store import LeaseNotFound, StoreError, StoreRefused
+from containerlease_tui.store import CorruptRecord, LeaseNotFound, StoreError, StoreRefused
 
 
 def _names(ids: list[str]) -> str:
@@ -98,6 +98,8 @@ class DueReaping:
                     log.debug("claimed", extra={"action": "claim", "lease": lease_id})
                     async with asyncio.timeout(self._ctx.lease_timeout):
                         await self._reap_claimed(lease_id, result, index)
+            except CorruptRecord as bad:
+                await self._postpone_unreadable(bad, result)
             except StoreRefused:
                 await self._reap_refused(lease_id, result, index)
             except EngineUnavailable as exc:
@@ -122,8 +124,21 @@ class DueReaping:
                     extra={"action": "error", "lease": lease_id, "error": crash_text(exc)},
                 )
 
+    async def _postpone_unreadable(self, bad: CorruptRecord, result: PassResult) -> None:
+        """A due lease whose record cannot be read: logged once, retried later (backing off),
+        so it neither stops the other leases nor makes the reaper spin on it."""
+        result.skipped += 1
+        self._ctx.note_unreadable(bad)
+        failures = self._failures[bad.lease_id] = self._failures.get(bad.lease_id, 0) + 1
+        if self._ctx.dry_run:
+            return
+        delay = postpone_delay(failures, self._ctx.interval)
+        with contextlib.suppress(StoreError):  # Redis trouble: the next pass tries again
+            await self._ctx.store.postpone(bad.lease_id, utcnow() + delay)
+
     async def _reap_claimed(self, lease_id: str, result: PassResult, index: LabelIndex) -> None:
         lease = await self._ctx.store.get(lease_id)
+        self._ctx.readable(lease_id)
         now = utcnow()
         if lease is None:
             await self._reap_lost_record(lease_id, result, index)
@@ -180,6 +195,9 @@ class DueReaping:
             detail = f"container{'s' if len(removed) > 1 else ''} {_names(removed)} removed"
         else:
             detail = "no container left to remove"
+        refused = self._remover.refused.pop(lease.id, None)
+        if refused:
+            detail = f"{detail}; {refused}"
 
         def close(current: Lease) -> Lease:
             if current.expires_at > utcnow():

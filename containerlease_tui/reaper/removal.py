@@ -67,6 +67,9 @@ class Remover:
 
     def __init__(self, ctx: ReaperContext) -> None:
         self._ctx = ctx
+        self.refused: dict[str, str] = {}
+        """Lease id → why its record's ``docker_id`` was left alone (not that lease's
+        container), for the caller to take (``pop``) into the lease's event."""
 
     def index(self) -> LabelIndex:
         """A fresh label index, for one batch of removals."""
@@ -118,6 +121,17 @@ class Remover:
         done = await remove_lease_containers(
             self._ctx.engine, lease_id, docker_id, self._ctx.prefix, labelled=labelled
         )
+        if done.refused is not None:
+            self.refused[lease_id] = str(done.refused)
+            self._ctx.log.warning(
+                "refused to act on a container that is not the lease's",
+                extra={
+                    "action": "refuse",
+                    "lease": lease_id,
+                    "container": short(done.refused.cid),
+                    "error": str(done.refused),
+                },
+            )
         if done.pending:
             raise EngineError(f"container {short(done.pending[0])} is still being removed")
         return list(done.removed)

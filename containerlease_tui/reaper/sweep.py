@@ -123,13 +123,18 @@ class Sweeper:
         ours = [c for c in containers if lease_of(c.labels, ctx.prefix)]
         try:
             lease_ids = sorted({c.labels[LABEL_LEASE] for c in ours})
-            records = {lease.id: lease for lease in await ctx.store.get_many(lease_ids)}
+            found = await ctx.store.get_many(lease_ids)
+            records = {lease.id: lease for lease in found}
+            for bad in found.skipped:  # unreadable, not gone: never an orphan
+                ctx.note_unreadable(bad)
             scheduled = {
                 lease_id for lease_id, _ in await ctx.store.deadlines_between(EPOCH, _FAR_FUTURE)
             }
             for info in ours:
                 if ctx.stopping():
                     return
+                if info.labels[LABEL_LEASE] in found.skipped_ids:
+                    continue
                 await self._sweep_container(info, records, scheduled, started, result)
             await self._close_vanished(scheduled, records, {c.id for c in containers}, result)
             await self._fail_stalled(result)

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from containerlease_tui.models import LeaseStatus
 from containerlease_tui.store.budget import BUDGET_SLACK, Charge
+from containerlease_tui.store.codec import LeaseList
 from containerlease_tui.store.coordination import ReaperBeat
 from containerlease_tui.store.errors import (
+    CorruptRecord,
     LeaseBusy,
     LeaseContended,
     LeaseNotFound,
@@ -42,10 +44,12 @@ __all__ = [
     "BUDGET_SLACK",
     "MAX_WATCH_CONFLICTS",
     "Charge",
+    "CorruptRecord",
     "EventBatch",
     "Keys",
     "LeaseBusy",
     "LeaseContended",
+    "LeaseList",
     "LeaseNotFound",
     "LeaseStatus",
     "LeaseStore",

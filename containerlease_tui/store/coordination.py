@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from containerlease_tui.models import utcnow
 from containerlease_tui.store.base import StoreBase, run_script
 from containerlease_tui.store.codec import optional_text, texts
+from containerlease_tui.store.errors import StoreUnavailable
 
 
 @dataclass
@@ -86,10 +87,30 @@ class Coordination(StoreBase):
 
     async def _take(self, key: str, ttl: timedelta) -> str | None:
         token = secrets.token_hex(16)
-        ok = await self._call(
-            lambda: self.redis.set(key, token, nx=True, px=int(ttl.total_seconds() * 1000))
-        )
-        return token if ok else None
+        return token if await self._set_nx(key, token, int(ttl.total_seconds() * 1000)) else None
+
+    async def _set_nx(self, key: str, value: str, px: int) -> bool:
+        """``SET key value NX PX px``, verified: True when ``value`` holds the key.
+
+        A SET NX is not idempotent: when its reply is lost the client resends it, and the
+        resent one finds the key taken by the first, or the error surfaces although the first
+        went through. ``value`` is unique to this call, so reading the key back tells: if it
+        holds ``value``, the key is ours whatever the replies said.
+        """
+        try:
+            ok = await self._call(lambda: self.redis.set(key, value, nx=True, px=px))
+        except StoreUnavailable:
+            if await self._holds(key, value):  # the first SET went through; its reply was lost
+                return True
+            raise
+        return bool(ok) or await self._holds(key, value)
+
+    async def _holds(self, key: str, value: str) -> bool:
+        """Whether ``key`` holds ``value`` (False too when Redis cannot tell us)."""
+        try:
+            return optional_text(await self._call(self.redis.get, key)) == value
+        except StoreUnavailable:
+            return False
 
     async def _drop(self, key: str, token: str) -> bool:
         return bool(await self._call(run_script, self._release_claim, [key], [token]))
@@ -120,15 +141,11 @@ class Coordination(StoreBase):
 
     async def warn_once(self, lease_id: str, before: timedelta, ttl: timedelta) -> bool:
         """True the first time this warning point is reached for this lease."""
-        ok = await self._call(
-            lambda: self.redis.set(
-                self.keys.warned(lease_id, before),
-                "1",
-                nx=True,
-                ex=max(1, int(ttl.total_seconds())),
-            )
+        token = secrets.token_hex(8)  # unique: a resent SET NX is told from another reaper's
+        ok = await self._set_nx(
+            self.keys.warned(lease_id, before), token, max(1, int(ttl.total_seconds())) * 1000
         )
-        return bool(ok)
+        return ok
 
     # --- reaper heartbeats -----------------------------------------------------------------
 
@@ -180,15 +197,8 @@ class Coordination(StoreBase):
 
     async def provisioning_start(self, lease_id: str, ttl: timedelta) -> bool:
         """Become the one process provisioning this lease (False: another one is)."""
-        ok = await self._call(
-            lambda: self.redis.set(
-                self.keys.provisioning(lease_id),
-                f"{socket.gethostname()}:{os.getpid()}",
-                nx=True,
-                px=_ms(ttl),
-            )
-        )
-        return bool(ok)
+        holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
+        return await self._set_nx(self.keys.provisioning(lease_id), holder, _ms(ttl))
 
     async def provisioning_beat(self, lease_id: str, ttl: timedelta) -> None:
         """Still provisioning: keep the key from :meth:`provisioning_start` alive for ``ttl``."""

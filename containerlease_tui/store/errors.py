@@ -38,6 +38,17 @@ class NameTaken(StoreError):
         self.holder = holder
 
 
+class CorruptRecord(StoreError):
+    """A lease record this version cannot read: not JSON, not a hash, not UTF-8, or written by
+    a newer version (an unknown status, a missing field). Readers skip it and report it; the
+    reaper postpones it instead of failing on it."""
+
+    def __init__(self, lease_id: str, reason: str) -> None:
+        super().__init__(f"lease {lease_id} is unreadable: {reason}")
+        self.lease_id = lease_id
+        self.reason = reason
+
+
 class LeaseBusy(StoreError):
     """The lease cannot be changed right now: a reaper holds a claim on it (it is being
     removed), or it kept changing under every attempt of an optimistic update."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
+
+from redis.client import NEVER_DECODE
 
 from containerlease_tui.models import OWNER_PATTERN, EventType, Lease, LeaseEvent, utcnow
 from containerlease_tui.store.base import StoreBase
@@ -15,7 +17,7 @@ from containerlease_tui.store.codec import (
     decode_event,
     event_fields,
     from_ts,
-    stream_entries,
+    raw_stream_entries,
     text,
     xread_entries,
 )
@@ -86,11 +88,14 @@ class EventBatch:
     """What one read of the event stream returned, and where the next read starts.
 
     ``cursor`` is the id of the last entry read, parsable or not, so an entry this version
-    cannot read is stepped over instead of being returned again and again.
+    cannot read is stepped over instead of being returned again and again; ``skipped`` lists
+    those entries' ids (not UTF-8, or written by a newer version), each reported once since the
+    cursor moves past it.
     """
 
     events: list[LeaseEvent]
     cursor: str
+    skipped: list[str] = field(default_factory=list)
 
 
 def queue_event(
@@ -131,9 +136,17 @@ class EventStream(StoreBase):
     async def last_event_id(self) -> str:
         """The id of the newest entry (``"0-0"`` for an empty stream): a cursor that reads only
         what comes after it."""
-        rows = await self._call(self.redis.xrevrange, self.keys.events, count=1)
-        entries = stream_entries(rows or [])
+        rows = await self._call(self._raw, "XREVRANGE", self.keys.events, "+", "-", "COUNT", 1)
+        entries = raw_stream_entries(_rows(rows))  # the id only: the fields may be unreadable
         return entries[0][0] if entries else "0-0"
+
+    async def _raw(self, *args: object) -> object:
+        # Undecoded: an entry that is not UTF-8 is one skipped entry, not an exception in the
+        # client that would stop every reader at it.
+        reply: object = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+            *args, **{NEVER_DECODE: True}
+        )
+        return reply
 
     async def follow_events(
         self, after: str = "$", block_ms: int | None = None, count: int = 100
@@ -144,28 +157,43 @@ class EventStream(StoreBase):
             # A block longer than the socket timeout would look like a dead server.
             block_ms = min(block_ms, int(self.settings.redis.socket_timeout * 1000) - 500)
             block_ms = max(block_ms, 1)
-        reply = await self._call(
-            self.redis.xread, {self.keys.events: after}, count=count, block=block_ms
-        )
+        args: list[object] = ["COUNT", count]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
+        reply = await self._call(self._raw, "XREAD", *args, "STREAMS", self.keys.events, after)
         events: list[LeaseEvent] = []
+        skipped: list[str] = []
         cursor = after
         for entry_id, fields in xread_entries(reply):
             cursor = entry_id
-            event = read_event(entry_id, fields)
-            if event is not None:  # None: an entry from a newer version: skip it, keep reading
+            event = read_event(entry_id, fields) if fields is not None else None
+            if event is None:  # not UTF-8, or from a newer version: skip it, keep reading
+                skipped.append(entry_id)
+            else:
                 events.append(event)
-        return EventBatch(events, cursor)
+        return EventBatch(events, cursor, skipped)
 
     async def event_history(self, since: datetime | None = None, limit: int = 1000) -> EventHistory:
         """Up to ``limit`` of the newest events (at or after ``since``), oldest first."""
 
         async def run() -> tuple[object, object, object, object]:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xrevrange(
-                    self.keys.events, "+", since_id(since) if since else "-", count=limit
+                start = since_id(since) if since else "-"
+                pipe.execute_command(
+                    "XREVRANGE",
+                    self.keys.events,
+                    "+",
+                    start,
+                    "COUNT",
+                    limit,
+                    **{NEVER_DECODE: True},
                 )
-                pipe.xrange(self.keys.events, "-", "+", count=1)
-                pipe.xrevrange(self.keys.events, "+", "-", count=1)
+                pipe.execute_command(
+                    "XRANGE", self.keys.events, "-", "+", "COUNT", 1, **{NEVER_DECODE: True}
+                )
+                pipe.execute_command(
+                    "XREVRANGE", self.keys.events, "+", "-", "COUNT", 1, **{NEVER_DECODE: True}
+                )
                 pipe.xlen(self.keys.events)
                 newest_first, oldest, newest, length = await pipe.execute()
                 return newest_first, oldest, newest, length
@@ -173,11 +201,11 @@ class EventStream(StoreBase):
         rows, oldest_rows, newest_rows, length = await self._call(run)
         events = [
             event
-            for entry_id, fields in reversed(stream_entries(_rows(rows)))
-            if (event := read_event(entry_id, fields)) is not None
+            for entry_id, fields in reversed(raw_stream_entries(_rows(rows)))
+            if fields is not None and (event := read_event(entry_id, fields)) is not None
         ]
-        oldest = stream_entries(_rows(oldest_rows))
-        newest = stream_entries(_rows(newest_rows))
+        oldest = raw_stream_entries(_rows(oldest_rows))
+        newest = raw_stream_entries(_rows(newest_rows))
         return EventHistory(
             events=events,
             cursor=newest[0][0] if newest else "0-0",

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from redis.client import NEVER_DECODE
+from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 
 from containerlease_tui.models import EventType, Lease, utcnow
@@ -18,25 +20,45 @@ from containerlease_tui.store import scripts
 from containerlease_tui.store.base import StoreBase, run_script
 from containerlease_tui.store.budget import Charge, book, charge_key, insert_booking, settle
 from containerlease_tui.store.codec import (
+    LeaseList,
     decode_lease,
-    optional_text,
     record_fields,
     text,
     texts,
     ts,
 )
 from containerlease_tui.store.errors import (
+    CorruptRecord,
     LeaseBusy,
     LeaseNotFound,
     NameTaken,
     QuotaExceeded,
     StoreError,
+    StoreUnavailable,
 )
 from containerlease_tui.store.events import queue_event
 from containerlease_tui.store.transaction import optimistic
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline
+
+# Records are read undecoded (and decoded by ``codec.decode_lease``): a record that is not UTF-8
+# is then one unreadable record, not an exception inside the client that fails a whole batch.
+_RAW: dict[str, object] = {NEVER_DECODE: True}
+
+
+def _record_of(lease_id: str, reply: object) -> Lease | None:
+    """The lease in one ``HGET data`` reply (None: no record); :class:`CorruptRecord` when the
+    key holds something this version cannot read."""
+    if isinstance(reply, ResponseError):
+        if str(reply).startswith("WRONGTYPE"):
+            raise CorruptRecord(lease_id, "its key is not a hash")
+        raise StoreError(f"Redis error: {str(reply).splitlines()[0][:200]}")
+    if reply is None or reply in (b"", ""):
+        return None
+    if not isinstance(reply, bytes | str):
+        raise StoreError(f"unexpected reply from Redis: {type(reply).__name__}")
+    return decode_lease(reply, lease_id)
 
 
 def _insert_refusal(
@@ -95,9 +117,10 @@ class LeaseRecords(StoreBase):
             k.events,
             k.names(lease.owner),
         ]
+        data = lease.model_dump_json()
         args: list[EncodableT] = [
             lease.id,
-            lease.model_dump_json(),
+            data,
             lease.status.value,
             lease.owner,
             ts(lease.expires_at),
@@ -113,39 +136,96 @@ class LeaseRecords(StoreBase):
             detail,
             lease.name,
         ]
-        answer = await self._call(run_script, self._insert, keys, args)
+        try:
+            answer = await self._call(run_script, self._insert, keys, args)
+        except StoreUnavailable:
+            # The script may have run with its reply lost: if the record is ours, it did.
+            if await self._inserted(lease.id, data):
+                return
+            raise
         if answer == "ok":
             return
         if not isinstance(answer, str | bytes):
             raise StoreError(f"unexpected answer from the insert script: {answer!r}")
+        if text(answer) == "exists" and await self._inserted(lease.id, data):
+            return  # the client resent the script after a lost reply: the first one wrote it
         raise _insert_refusal(text(answer), lease, max_per_user, max_total, budget_hours)
 
-    async def get(self, lease_id: str) -> Lease | None:
-        raw = await self._call(self.redis.hget, self.keys.lease(lease_id), "data")
-        found = optional_text(raw)
-        return decode_lease(found) if found else None
+    async def _inserted(self, lease_id: str, data: str) -> bool:
+        """Whether the record of ``lease_id`` is exactly the one this insert writes (the
+        script is not idempotent, so a lost reply is verified, never blindly retried).
+        False when Redis cannot tell."""
+        try:
+            raw: object = await self._call(
+                self.redis.execute_command,
+                "HGET",
+                self.keys.lease(lease_id),
+                "data",
+                **_RAW,
+            )
+        except StoreError:
+            return False
+        if isinstance(raw, bytes):
+            return raw == data.encode()
+        return isinstance(raw, str) and raw == data
 
-    async def get_many(self, ids: Iterable[str]) -> list[Lease]:
+    async def get(self, lease_id: str) -> Lease | None:
+        """The lease (None: no record); :class:`CorruptRecord` for a record this version
+        cannot read."""
+        key = self.keys.lease(lease_id)
+
+        async def run() -> object:
+            try:
+                reply: object = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                    "HGET", key, "data", **_RAW
+                )
+            except ResponseError as exc:
+                if not str(exc).startswith("WRONGTYPE"):
+                    raise
+                reply = exc
+            return reply
+
+        return _record_of(lease_id, await self._call(run))
+
+    async def get_many(self, ids: Iterable[str]) -> LeaseList:
+        """The leases of ``ids`` that are on record, in that order; records this version cannot
+        read are left out and listed in the result's ``skipped``."""
         id_list = list(ids)
         if not id_list:
-            return []
+            return LeaseList()
 
         async def run() -> list[object]:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for lease_id in id_list:
-                    pipe.hget(self.keys.lease(lease_id), "data")
-                replies: list[object] = await pipe.execute()
+                    pipe.execute_command("HGET", self.keys.lease(lease_id), "data", **_RAW)
+                replies: list[object] = await pipe.execute(raise_on_error=False)
                 return replies
 
-        raws = [optional_text(raw) for raw in await self._call(run)]
-        return [decode_lease(raw) for raw in raws if raw]
+        found = LeaseList()
+        for lease_id, reply in zip(id_list, await self._call(run), strict=True):
+            try:
+                lease = _record_of(lease_id, reply)
+            except CorruptRecord as bad:
+                found.skipped.append(bad)
+                continue
+            if lease is not None:
+                found.append(lease)
+        return found
 
     async def _read_watched(self, pipe: Pipeline, lease_id: str) -> Lease:
         """The record as it is now, read on ``pipe`` after WATCH (immediate mode)."""
-        raw = optional_text(await pipe.hget(self.keys.lease(lease_id), "data"))
-        if raw is None:
+        try:
+            reply: object = await pipe.execute_command(
+                "HGET", self.keys.lease(lease_id), "data", **_RAW
+            )
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            reply = exc
+        lease = _record_of(lease_id, reply)
+        if lease is None:
             raise LeaseNotFound(f"no lease {lease_id}")
-        return decode_lease(raw)
+        return lease
 
     async def update(
         self,
@@ -244,22 +324,23 @@ class LeaseRecords(StoreBase):
 
     # --- listing ---------------------------------------------------------------------------
 
-    async def _list(self, index: str, limit: int | None) -> list[Lease]:
+    async def _list(self, index: str, limit: int | None) -> LeaseList:
         end = -1 if limit is None else limit - 1
         ids = texts(await self._call(self.redis.zrevrange, index, 0, end))
         leases = await self.get_many(ids)
-        found = {lease.id for lease in leases}
+        found = {lease.id for lease in leases} | leases.skipped_ids
         gone = [lease_id for lease_id in ids if lease_id not in found]
         if gone:  # records past their retention: drop them from the index too
             await self._call(self.redis.zrem, index, *gone)
         return leases
 
-    async def list_owner(self, owner: str, limit: int | None = None) -> list[Lease]:
-        """One owner's leases, newest first; reads only that owner's index."""
+    async def list_owner(self, owner: str, limit: int | None = None) -> LeaseList:
+        """One owner's leases, newest first; reads only that owner's index. Unreadable
+        records are in the result's ``skipped``."""
         return await self._list(self.keys.owner(owner), limit)
 
-    async def list_all(self, limit: int | None = None) -> list[Lease]:
-        """Every lease still on record, newest first."""
+    async def list_all(self, limit: int | None = None) -> LeaseList:
+        """Every lease still on record, newest first (unreadable ones in ``skipped``)."""
         return await self._list(self.keys.leases, limit)
 
     async def ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:

@@ -453,3 +453,76 @@ async def test_heartbeats_report_and_expire(store: Store) -> None:
     await store.drop_heartbeat(other)
     assert await store.reapers() == []
     await store.ping()
+
+
+# --- unreadable records and events (issue 13) -------------------------------------------------
+
+
+async def corrupt_record(store: Store, lease: Lease) -> None:
+    """Make ``lease``'s record unreadable (a status from a newer version), as it would be in
+    Redis; the lease stays in its indexes."""
+    from containerlease_tui.store import LeaseStore
+    from tests.fakes.memory_store import MemoryStore
+
+    if isinstance(store, MemoryStore):
+        store.put_corrupt(
+            lease.id,
+            "status: Input should be 'pending', 'pulling', 'creating', 'running', 'stopped', "
+            "'released', 'expired' or 'failed'",
+            owner=lease.owner,
+            deadline=lease.expires_at,
+            created=lease.created_at,
+        )
+        return
+    assert isinstance(store, LeaseStore)
+    data = lease.model_dump_json().replace('"status":"pending"', '"status":"hibernating"')
+    await store.redis.hset(store.keys.lease(lease.id), "data", data)
+
+
+async def unreadable_event(store: Store) -> str:
+    from containerlease_tui.store import LeaseStore
+    from tests.fakes.memory_store import MemoryStore
+
+    if isinstance(store, MemoryStore):
+        return store.add_unreadable_event()
+    assert isinstance(store, LeaseStore)
+    entry: str = await store.redis.xadd(store.keys.events, {"type": b"\xff", "lease": b"\xfe"})
+    return entry
+
+
+async def test_an_unreadable_record_is_skipped_and_named(store: Store) -> None:
+    from containerlease_tui.store import CorruptRecord
+
+    good = await put(store, make_lease(name="good"))
+    bad = await put(store, make_lease(name="bad", created=utcnow() + timedelta(seconds=1)))
+    await corrupt_record(store, bad)
+    with pytest.raises(CorruptRecord) as caught:
+        await store.get(bad.id)
+    assert caught.value.lease_id == bad.id and "status" in caught.value.reason
+    many = await store.get_many([good.id, bad.id, "nosuchid"])
+    assert [x.id for x in many] == [good.id] and many.skipped_ids == {bad.id}
+    for _ in range(2):  # an unreadable record is not a gone one: it stays listed
+        listed = await store.list_all()
+        assert [x.id for x in listed] == [good.id] and listed.skipped_ids == {bad.id}
+        owned = await store.list_owner("alice")
+        assert [x.id for x in owned] == [good.id] and owned.skipped_ids == {bad.id}
+    with pytest.raises(CorruptRecord):
+        await store.update(bad.id, lambda x: x)
+    assert bad.id in await store.due(bad.expires_at)
+    later = bad.expires_at + timedelta(minutes=5)
+    await store.postpone(bad.id, later)
+    assert bad.id not in await store.due(bad.expires_at)
+    assert bad.id in await store.ids_with_prefix(bad.id[:4])
+
+
+async def test_an_unreadable_event_is_stepped_over(store: Store) -> None:
+    lease = await put(store, make_lease())
+    start = await store.last_event_id()
+    bad = await unreadable_event(store)
+    assert await store.last_event_id() == bad
+    await store.emit(EventType.EXTENDED, lease, detail="after")
+    batch = await store.follow_events(after=start, count=10)
+    assert batch.skipped == [bad]
+    assert [e.type for e in batch.events] == [EventType.EXTENDED]
+    again = await store.follow_events(after=batch.cursor, block_ms=1)
+    assert again.events == [] and again.skipped == []

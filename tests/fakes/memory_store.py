@@ -11,6 +11,8 @@ and the stream's approximate trimming (here exact, at ``stream_maxlen``).
 
 Test controls (not in the protocol): :attr:`down` makes every call fail as an unreachable Redis
 does; :meth:`put` and :meth:`put_heartbeat` write state directly, as if it were already in Redis;
+:meth:`put_corrupt` a record this version cannot read, :meth:`add_unreadable_event` a stream
+entry that is not UTF-8;
 :meth:`add_event` appends an event with a chosen time; :attr:`leases` is every record in the order
 it was first written.
 """
@@ -33,8 +35,10 @@ from containerlease_tui.config import Settings
 from containerlease_tui.models import EventType, Lease, LeaseEvent, lease_hours, utcnow
 from containerlease_tui.store import (
     Charge,
+    CorruptRecord,
     EventBatch,
     LeaseBusy,
+    LeaseList,
     LeaseNotFound,
     NameTaken,
     QuotaExceeded,
@@ -70,7 +74,7 @@ def _event_key(entry_id: str) -> tuple[int, int]:
 @dataclass(frozen=True)
 class _Entry:
     id: str
-    fields: dict[str, str]
+    fields: dict[str, str] | None  # None: not UTF-8 (unreadable)
 
 
 class _Expiring:
@@ -123,6 +127,7 @@ class MemoryStore:
         self.down: str | None = None
         """When set, every call raises :class:`StoreUnavailable` with this message."""
         self._records: dict[str, Lease] = {}
+        self._corrupt: dict[str, tuple[str, str]] = {}  # lease id → (reason, owner)
         self._created: dict[str, float] = {}  # lease id → created_at score (the list indexes)
         self._deadlines: dict[str, float] = {}
         self._budget: dict[tuple[str, str], Decimal] = {}
@@ -143,12 +148,41 @@ class MemoryStore:
     def put(self, lease: Lease) -> None:
         """Write ``lease`` as it is, with its indexes, no quota and no event: state that is
         already in the store when a test starts."""
+        self._corrupt.pop(lease.id, None)
         self._records[lease.id] = lease.model_copy(deep=True)
         self._created.setdefault(lease.id, _ts(lease.created_at))
         if lease.status.is_terminal:
             self._deadlines.pop(lease.id, None)
         else:
             self._deadlines[lease.id] = _ts(lease.expires_at)
+
+    def put_corrupt(
+        self,
+        lease_id: str,
+        reason: str,
+        *,
+        owner: str = "",
+        deadline: datetime | None = None,
+        created: datetime | None = None,
+    ) -> None:
+        """A record this version cannot read (in the listings, and in the deadline set if
+        ``deadline`` is given), as a bad hash in Redis would be: reads report it as
+        :class:`CorruptRecord` with ``reason``."""
+        self._records.pop(lease_id, None)
+        self._corrupt[lease_id] = (reason, owner)
+        self._created[lease_id] = _ts(created or utcnow())
+        if deadline is not None:
+            self._deadlines[lease_id] = _ts(deadline)
+
+    def add_unreadable_event(self) -> str:
+        """Append a stream entry that is not UTF-8 text (readers skip it); its id."""
+        entry_id = self._xadd(EventType.CREATED, "", "", "", None)
+        self._events[-1] = _Entry(entry_id, None)
+        return entry_id
+
+    def _bad(self, lease_id: str) -> CorruptRecord | None:
+        bad = self._corrupt.get(lease_id)
+        return CorruptRecord(lease_id, bad[0]) if bad is not None else None
 
     def put_heartbeat(self, beat: ReaperBeat, ttl: float | None = None) -> None:
         """A reaper's heartbeat as it is (``last_seen`` kept), alive for ``ttl`` s (None: on)."""
@@ -234,7 +268,7 @@ class MemoryStore:
         detail: str = "",
     ) -> None:
         self._check()
-        if lease.id in self._records:
+        if lease.id in self._records or lease.id in self._corrupt:
             raise StoreError(f"lease id {lease.id} already exists")
         holder = next(
             (x.id for x in self._active(lease.owner) if x.name == lease.name),
@@ -269,16 +303,20 @@ class MemoryStore:
 
     async def get(self, lease_id: str) -> Lease | None:
         self._check()
+        if (bad := self._bad(lease_id)) is not None:
+            raise bad
         lease = self._records.get(lease_id)
         return lease.model_copy(deep=True) if lease is not None else None
 
-    async def get_many(self, ids: Iterable[str]) -> list[Lease]:
+    async def get_many(self, ids: Iterable[str]) -> LeaseList:
         self._check()
-        return [
-            self._records[lease_id].model_copy(deep=True)
-            for lease_id in ids
-            if lease_id in self._records
-        ]
+        found = LeaseList()
+        for lease_id in ids:
+            if (bad := self._bad(lease_id)) is not None:
+                found.skipped.append(bad)
+            elif lease_id in self._records:
+                found.append(self._records[lease_id].model_copy(deep=True))
+        return found
 
     async def update(
         self,
@@ -294,6 +332,8 @@ class MemoryStore:
         self._check()
         if unclaimed and self._keys.get(f"claim:{lease_id}") is not None:
             raise LeaseBusy(f"lease {lease_id} is being removed by a reaper")
+        if (bad := self._bad(lease_id)) is not None:
+            raise bad
         current = self._records.get(lease_id)
         if current is None:
             raise LeaseNotFound(f"no lease {lease_id}")
@@ -321,6 +361,8 @@ class MemoryStore:
     async def reindex(self, lease_id: str) -> Lease:
         """As the real store: the indexes put back from the record, no event, no rewrite."""
         self._check()
+        if (bad := self._bad(lease_id)) is not None:
+            raise bad
         current = self._records.get(lease_id)
         if current is None:
             raise LeaseNotFound(f"no lease {lease_id}")
@@ -328,29 +370,40 @@ class MemoryStore:
             self._deadlines[lease_id] = _ts(current.expires_at)
         return current.model_copy(deep=True)
 
-    def _listed(self, owner: str | None, limit: int | None) -> list[Lease]:
+    def _listed(self, owner: str | None, limit: int | None) -> LeaseList:
         ids = [
             lease_id
             for lease_id, lease in self._records.items()
             if owner is None or lease.owner == owner
+        ] + [
+            lease_id
+            for lease_id, (_, bad_owner) in self._corrupt.items()
+            if owner is None or bad_owner == owner
         ]
         # ZREVRANGE: highest score first, equal scores in reverse lexicographic order.
         ids.sort(key=lambda lease_id: (self._created[lease_id], lease_id), reverse=True)
         if limit is not None:
             ids = ids[: max(limit, 0)]
-        return [self._records[lease_id].model_copy(deep=True) for lease_id in ids]
+        found = LeaseList()
+        for lease_id in ids:
+            if (bad := self._bad(lease_id)) is not None:
+                found.skipped.append(bad)
+            else:
+                found.append(self._records[lease_id].model_copy(deep=True))
+        return found
 
-    async def list_owner(self, owner: str, limit: int | None = None) -> list[Lease]:
+    async def list_owner(self, owner: str, limit: int | None = None) -> LeaseList:
         self._check()
         return self._listed(owner, limit)
 
-    async def list_all(self, limit: int | None = None) -> list[Lease]:
+    async def list_all(self, limit: int | None = None) -> LeaseList:
         self._check()
         return self._listed(None, limit)
 
     async def ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
         self._check()
-        return sorted(x for x in self._records if x.startswith(prefix))[:limit]
+        known = [*self._records, *self._corrupt]
+        return sorted(x for x in known if x.startswith(prefix))[:limit]
 
     async def active_ids(self) -> list[str]:
         self._check()
@@ -430,20 +483,27 @@ class MemoryStore:
                 self._check()
                 entries = self._after(key, count)
         events: list[LeaseEvent] = []
+        skipped: list[str] = []
         cursor = after
         for entry in entries:
             cursor = entry.id
-            event = read_event(entry.id, entry.fields)
-            if event is not None:
+            fields = entry.fields
+            event = read_event(entry.id, fields) if fields is not None else None
+            if event is None:  # unreadable, as the real store skips it
+                skipped.append(entry.id)
+            else:
                 events.append(event)
-        return EventBatch(events, cursor)
+        return EventBatch(events, cursor, skipped)
 
     async def event_history(self, since: datetime | None = None, limit: int = 1000) -> EventHistory:
         self._check()
         start = _event_key(since_id(since)) if since is not None else (0, 0)
         kept = [e for e in self._events if _event_key(e.id) >= start][-limit:] if limit else []
         events = [
-            event for entry in kept if (event := read_event(entry.id, entry.fields)) is not None
+            event
+            for entry in kept
+            if entry.fields is not None
+            and (event := read_event(entry.id, entry.fields)) is not None
         ]
         oldest = self._events[0].id if self._events else None
         return EventHistory(

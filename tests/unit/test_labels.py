@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from containerlease_tui.engine import ContainerInfo, EngineUnavailable
+from containerlease_tui.engine import ContainerInfo, EngineUnavailable, NotOurs, own_container
 from containerlease_tui.engine.cleanup import remove_lease_containers
 from containerlease_tui.labels import (
     LABEL_EXPIRES,
@@ -85,6 +85,9 @@ class _Runtime:
         self.removed.append(cid)
         return cid not in self.busy
 
+    async def inspect(self, cid: str) -> ContainerInfo | None:
+        return next((i for i in self.infos if i.id == cid), None)
+
 
 async def test_cleanup_by_id_and_by_label() -> None:
     runtime = _Runtime(
@@ -104,6 +107,20 @@ async def test_cleanup_lists_before_removing() -> None:
     assert runtime.removed == []
     given = await remove_lease_containers(runtime, "l1", None, "cl", labelled=["c9"])  # type: ignore[arg-type]
     assert given.removed == ("c9",) and given.done
+
+
+async def test_cleanup_refuses_a_docker_id_that_is_not_the_leases() -> None:
+    foreign = ContainerInfo("x1", "x1", "running", True, None, None, None, None, {})
+    other = _info("o1", "l2", "cl")  # another lease's
+    elsewhere = _info("e1", "l1", "other-installation")
+    runtime = _Runtime([foreign, other, elsewhere, _info("c1", "l1", "cl")])
+    for cid in ("x1", "o1", "e1"):
+        runtime.removed.clear()
+        done = await remove_lease_containers(runtime, "l1", cid, "cl")  # type: ignore[arg-type]
+        assert runtime.removed == ["c1"]  # only the container labelled for this lease
+        assert isinstance(done.refused, NotOurs) and done.refused.cid == cid
+        assert "left untouched" in str(done.refused) and "\n" not in str(done.refused)
+    assert await own_container(runtime, "gone", "l1", "cl") is None  # type: ignore[arg-type]
 
 
 def test_only_compat_touches_aiodocker_internals() -> None:
