@@ -159,7 +159,7 @@ async def test_nothing_reachable_opens_in_a_worker_and_shows_the_banner() -> Non
             "docker": DockerSettings(url="unix:///nonexistent/docker.sock", timeout=1.0),
         }
     )
-    app = create_app(settings, user="alice", reaper=True, clock=fixed_clock)
+    app = create_app(settings, user="alice", reaper=True, clock=fixed_clock, all_users=True)
     async with app.run_test(size=SIZE) as pilot:
         banner = app.main.query_one("#banner")
         await settle(
