@@ -13,8 +13,9 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import humanize
@@ -30,7 +31,13 @@ from containerlease_tui.spawn import spawn_detached
 
 if TYPE_CHECKING:
     from containerlease_tui.embedded import EmbeddedStatus, StorePaths
-    from containerlease_tui.leases import ExecResult, LeaseService, ProvisionFailed, PullProgress
+    from containerlease_tui.leases import (
+        ContainerState,
+        ExecResult,
+        LeaseService,
+        ProvisionFailed,
+        PullProgress,
+    )
 
 T = TypeVar("T")
 
@@ -83,7 +90,27 @@ def _ago_or_left(seconds: float, *, long: bool = False) -> str:
     return time_left(seconds, long=long)
 
 
-def _table(leases: list[Lease], now: datetime) -> str:
+def _public(lease: Lease, now: datetime, states: dict[str, ContainerState]) -> dict[str, Any]:
+    """A lease's JSON with its container's real state (``container_state``, ``exit_code``;
+    null when it has no container or Docker could not say)."""
+    public: dict[str, Any] = lease.to_public(now)
+    state = states.get(lease.id)
+    public["container_state"] = state.state if state else None
+    public["exit_code"] = state.exit_code if state else None
+    return public
+
+
+def _status_cell(lease: Lease, states: dict[str, ContainerState]) -> str:
+    """The lease's status, or what its container really does when that differs."""
+    state = states.get(lease.id)
+    if state is not None and state.trouble_for(lease):
+        return state.describe()
+    return lease.status.value
+
+
+def _table(
+    leases: list[Lease], now: datetime, states: dict[str, ContainerState] | None = None
+) -> str:
     head = ["ID", "NAME", "IMAGE", "OWNER", "STATUS", "TIME LEFT", "COST", "EST.", "CONTAINER"]
     rows = [head]
     for lease in leases:
@@ -94,7 +121,7 @@ def _table(leases: list[Lease], now: datetime) -> str:
                 lease.name,
                 lease.image,
                 lease.owner,
-                lease.status.value,
+                _status_cell(lease, states or {}),
                 left,
                 format_cost(lease.accrued_cost(now)),
                 format_cost(lease.estimated_cost),
@@ -241,7 +268,7 @@ def provision(
 
     req = ProvisionRequest(image, duration, name, cpus, memory, _parse_env(env))
 
-    async def work(service: LeaseService) -> Lease | ProvisionFailed:
+    async def work(service: LeaseService) -> Lease | ProvisionFailed | _DiedAtOnce:
         if wait:
             report = _WaitReport() if sys.stderr.isatty() else None
             try:
@@ -251,6 +278,9 @@ def provision(
                     on_status=report.status if report else None,
                 )
                 await _ensure_reaper(service)
+                died = await service.settled(made)
+                if died is not None:
+                    return _DiedAtOnce(made, died.describe(), await service.last_lines(made))
                 return made
             except ProvisionFailed as exc:
                 if exc.lease is None:
@@ -269,7 +299,31 @@ def provision(
     result = _run(settings, work)
     if isinstance(result, ProvisionFailed):
         _provision_failed(result, as_json)
+    if isinstance(result, _DiedAtOnce):
+        result.fail(as_json)
     _echo_lease(result, as_json)
+
+
+@dataclass(frozen=True)
+class _DiedAtOnce:
+    """``provision --wait``: the container started, then died within its first seconds."""
+
+    lease: Lease
+    state: str
+    last_lines: list[str]
+
+    def fail(self, as_json: bool) -> NoReturn:
+        if as_json:
+            public = self.lease.to_public()
+            public["container_state"] = self.state
+            click.echo(json.dumps(public, indent=2))
+        for line in self.last_lines:
+            click.echo(f"  | {clean(line, tabs=False)}", err=True)
+        _fail(
+            f"lease {self.lease.id}: its container {self.state} right after starting "
+            "(the lease stays open: see `containerlease logs`, or `rm` it)",
+            1,
+        )
 
 
 async def _ensure_reaper(service: LeaseService) -> None:
@@ -313,16 +367,23 @@ def complete(settings: Settings, lease_id: str) -> None:
 def list_leases(settings: Settings, all_users: bool, active: bool, as_json: bool) -> None:
     """List your leases (or everybody's)."""
 
-    async def work(service: LeaseService) -> list[Lease]:
-        leases = await service.list(all_users=all_users)
-        return [x for x in leases if x.status.is_active] if active else leases
+    async def work(service: LeaseService) -> tuple[list[Lease], dict[str, ContainerState]]:
+        from containerlease_tui.leases import LeaseError
 
-    leases = _run(settings, work)
+        leases = await service.list(all_users=all_users)
+        leases = [x for x in leases if x.status.is_active] if active else leases
+        try:
+            states = await service.container_states(leases)
+        except LeaseError:
+            states = {}  # Docker is down: the records alone
+        return leases, states
+
+    leases, states = _run(settings, work)
     now = utcnow()
     if as_json:
-        click.echo(json.dumps([lease.to_public(now) for lease in leases], indent=2))
+        click.echo(json.dumps([_public(lease, now, states) for lease in leases], indent=2))
     elif leases:
-        click.echo(_table(leases, now))
+        click.echo(_table(leases, now, states))
     else:
         click.echo("no leases" + ("" if all_users else " (use --all to see everybody's)"))
 

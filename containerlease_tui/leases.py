@@ -703,6 +703,29 @@ class LeaseService:
             out[lease.id] = _container_state(info)
         return out
 
+    async def settled(
+        self, lease: Lease, within: timedelta = timedelta(seconds=2)
+    ) -> ContainerState | None:
+        """Watch a just-started container for ``within``: the state it died in if it did
+        (a command that fails at once, an OOM kill), else None. ``provision --wait`` fails
+        with it instead of reporting ``running`` for a container that is already gone."""
+        deadline = asyncio.get_running_loop().time() + within.total_seconds()
+        while True:
+            state = await self.container_state(lease)
+            if state is not None and state.trouble_for(lease):
+                return state
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(0.25)
+
+    async def last_lines(self, lease: Lease, count: int = 10) -> builtins.list[str]:
+        """The last ``count`` lines of the container's output (empty when it has none)."""
+        lines: builtins.list[str] = []
+        with contextlib.suppress(LeaseError):
+            async for line in self.logs(lease, follow=False, tail=count):
+                lines.append(line)
+        return lines[-count:]
+
     async def container_for(self, ref: str, action: str) -> Lease:
         """The lease behind ``ref`` if the user may ``action`` its running container."""
         lease = await self.resolve(ref)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec
 
 from textual import on, work
-from textual.app import App, SystemCommand
+from textual.app import App, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.notifications import SeverityLevel
@@ -829,13 +829,16 @@ class ContainerLeaseApp(App[None]):
         failure: BaseException | None = None
         # No repaint while the shell owns the terminal (workers keep running meanwhile).
         cancelled = False
-        with self.suspend(), self.batch_update():
-            try:
-                code = await service.shell(lease)
-            except asyncio.CancelledError:
-                cancelled = True
-            except Exception as exc:
-                failure = exc
+        try:
+            with self.suspend(), self.batch_update():
+                try:
+                    code = await service.shell(lease)
+                except asyncio.CancelledError:
+                    cancelled = True
+                except Exception as exc:
+                    failure = exc
+        except SuspendNotSupported as exc:  # no terminal to hand over (e.g. headless)
+            failure = exc
         if cancelled:
             raise asyncio.CancelledError
         return code, failure

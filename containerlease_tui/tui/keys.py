@@ -39,10 +39,18 @@ LEASE_KEYS: list[Binding] = [
         "t",
         "app.stop_start",
         "Stop/Start",
+        show=False,  # the footer has no room at 80 columns: help and palette list it
         id="stop_start",
         tooltip="Stop the selected lease's container, or start it again",
     ),
-    Binding("o", "app.sort", "Sort", id="sort", tooltip="Sort by time left, cost, owner, status"),
+    Binding(
+        "o",
+        "app.sort",
+        "Sort",
+        show=False,
+        id="sort",
+        tooltip="Sort by time left, cost, owner, status (or click a header)",
+    ),
     Binding("a", "app.toggle_all", "All", id="toggle_all", tooltip="Show my leases or everybody's"),
     Binding(
         "slash",

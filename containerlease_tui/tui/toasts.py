@@ -151,9 +151,11 @@ def _toast(
         left = max(0.0, (lease.expires_at - event.at).total_seconds())
         if policy is None:
             return _expiring(lease, left, extend_key, None)
+        if any(ext.at > event.at for ext in lease.extensions):
+            return None  # about an older deadline: the lease was extended since
         point = _reached(lease, left, policy, EVENT_SLACK)
-        if point is None:
-            return None  # for an older deadline: the lease was extended since
+        if point is None:  # a reaper configured with other points: still worth telling
+            return _expiring(lease, left, extend_key, ("expiring", f"{lease.id}:{event.id}"))
         return _expiring(lease, left, extend_key, expiry_key(lease, point))
     if event.type in (EventType.EXPIRED, EventType.REAPED):
         return Toast(

@@ -455,7 +455,7 @@ async def test_a_reap_failure_is_not_called_a_provision_failure() -> None:
     [
         (120, True, "● reaper alive on devbox (pid 4242, no pass yet)"),
         (80, True, "● reaper alive on devbox "),
-        (140, False, "✖ no reaper running — leases will not be cleaned while the app is closed"),
+        (140, False, "✖ no reaper running (--no-reaper) — expired leases stay until one runs"),
         (80, False, "✖ no reaper running "),
     ],
 )
@@ -472,7 +472,7 @@ async def test_status_bar_says_which_reaper_is_alive(width: int, alive: bool, sh
         full = (
             "reaper alive on devbox (pid 4242, no pass yet)"
             if alive
-            else "no reaper running — leases will not be cleaned while the app is closed"
+            else "no reaper running (--no-reaper) — expired leases stay until one runs"
         )
         assert status.query_one("#status-reaper").tooltip == full
 

@@ -40,9 +40,7 @@ def _docker_id(service: FakeService, lease_id: str) -> str:
 # --- item 1: a shell in a container that is not running ------------------------------------
 
 
-async def test_shell_in_a_container_stopped_behind_our_back_is_refused_and_q_still_quits() -> (
-    None
-):
+async def test_shell_in_a_container_stopped_behind_our_back_is_refused_and_q_still_quits() -> None:
     app, service, toasts = make()
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
@@ -187,7 +185,7 @@ def test_app_warnings_never_at_creation_once_per_point_and_again_after_an_extens
 async def test_opened_after_a_warning_point_it_warns_at_once_and_colours_the_countdown() -> None:
     # pg-test has 2 min 5 s left of an hour: past its 10 min point (amber), not its 2 min one.
     clock = ManualClock(NOW)
-    service = FakeService()
+    service = FakeService(reaper_alive=False)
     app = create_app(service.settings, service=service, reaper=False, clock=clock, all_users=True)
     toasts = record_toasts(app)
     async with app.run_test(size=SIZE) as pilot:
