@@ -107,7 +107,7 @@ def test_the_doc_lists_every_json_command() -> None:
 
 
 def test_every_documented_field_is_in_the_output_and_nothing_else(cli: Cli) -> None:
-    shapes = {"Lease", "Status", "Image", "Doctor", "Store"}
+    shapes = {"Lease", "Container", "Status", "Image", "Doctor", "Store"}
     for prints in _doc_commands().values():
         assert set(prints.removeprefix("array of ").split(" and ")) <= shapes, prints
     lease_fields, status_fields = _doc_fields("Lease"), _doc_fields("Status")
