@@ -229,12 +229,15 @@ def cli(ctx: click.Context, reaper_mode: bool, once: bool, dry_run: bool, no_rea
         _fail("--once and --dry-run go with --reaper", 2)
     from pathlib import Path
 
-    from platformdirs import user_config_dir
+    from platformdirs import user_config_dir, user_state_dir
 
     from containerlease_tui.tui.app import create_app
 
     app = create_app(
-        settings, reaper=not no_reaper, keymap_dir=Path(user_config_dir("containerlease"))
+        settings,
+        reaper=not no_reaper,
+        keymap_dir=Path(user_config_dir("containerlease")),
+        state_dir=Path(user_state_dir("containerlease")),
     )
     app.run()
     if app.exit_note:

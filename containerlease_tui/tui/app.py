@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import json
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -132,6 +133,20 @@ def _while_open(method: Callable[P, None]) -> Callable[P, None]:
     return handler
 
 
+STATE_FILE = "app.json"
+"""What the app remembers between runs (the theme), in the user's state folder."""
+
+
+def _read_state(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip()
     return one_line(text.splitlines()[0] if text else type(exc).__name__, 300)
@@ -166,6 +181,7 @@ class ContainerLeaseApp(App[None]):
         clock: Callable[[], datetime] = utcnow,
         keymap_dir: Path | None = None,
         all_users: bool = False,
+        state_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -173,6 +189,10 @@ class ContainerLeaseApp(App[None]):
         """The user's keys (the config's ``[keymap]`` and ``keymap.toml``) and their problems."""
         self.set_keymap(self.keymap.textual())
         self._all_users = all_users
+        self._state_file = state_dir / STATE_FILE if state_dir is not None else None
+        saved = _read_state(self._state_file).get("theme")
+        if isinstance(saved, str) and saved in self.available_themes:
+            self.theme = saved
         settings.display.apply()
         self.service: LeaseService | None = None
         self._given_service = service
@@ -242,6 +262,7 @@ class ContainerLeaseApp(App[None]):
         )
         self.main.status.in_app_reaper = None
         self.main.status.reaper_disabled = not self.reaper_enabled
+        self.theme_changed_signal.subscribe(self, self._save_theme)
         self.main.leases.show_all = self._all_users
         for problem in self.keymap.problems:
             self.notify(problem, title="Keymap", severity="warning", timeout=20)
@@ -259,6 +280,18 @@ class ContainerLeaseApp(App[None]):
         pane = self.main.leases
         pane.tick(now)
         self._warn_expiring(now)
+
+    def _save_theme(self, theme: Any) -> None:
+        """The chosen theme, kept for the next start (the palette's "Change theme")."""
+        if self._state_file is None:
+            return
+        state = _read_state(self._state_file)
+        state["theme"] = str(getattr(theme, "name", theme))
+        with contextlib.suppress(OSError):
+            self._state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state), encoding="utf-8")
+            tmp.replace(self._state_file)
 
     def handle_bindings_clash(self, clashed_bindings: set[Binding], node: Any) -> None:
         """Conflicts in the user's keymap are found and reported once, at load
@@ -510,6 +543,7 @@ class ContainerLeaseApp(App[None]):
         pane = self.main.leases
         pane.set_leases(message.leases, now)
         self._toast_events(message.events, pane)
+        self._warn_expiring(now)  # at once: on opening, a point may have passed already
         self._check_followed(pane)
 
     @on(ContainersChecked)
@@ -1001,6 +1035,7 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     keymap_dir: Path | None = None,
     all_users: bool = False,
+    state_dir: Path | None = None,
 ) -> ContainerLeaseApp:
     """The app the CLI runs: ``create_app(settings, reaper=not no_reaper).run()``.
 
@@ -1010,6 +1045,8 @@ def create_app(
     ``keymap_dir``: the folder whose ``keymap.toml`` is read (the CLI passes the user's config
     folder; by default none, only the config's ``[keymap]``). ``all_users``: start on
     everybody's leases (by default on the user's own, as ``containerlease ls`` does).
+    ``state_dir``: where the chosen theme is kept across runs (the CLI passes the user's state
+    folder; by default nowhere).
     """
     return ContainerLeaseApp(
         settings,
@@ -1019,4 +1056,5 @@ def create_app(
         clock=clock,
         keymap_dir=keymap_dir,
         all_users=all_users,
+        state_dir=state_dir,
     )

@@ -18,7 +18,7 @@ from containerlease_tui.config import ReaperSettings
 from containerlease_tui.engine import EngineError
 from containerlease_tui.models import EventType, LeaseEvent, LeaseStatus
 from containerlease_tui.policy import LeasePolicy, warning_points
-from containerlease_tui.tui import create_app
+from containerlease_tui.tui import ContainerLeaseApp, create_app
 from containerlease_tui.tui.keys import build_keymap, load_user_keymap
 from containerlease_tui.tui.screens import ExtendScreen
 from containerlease_tui.tui.toasts import expiry_toasts, toasts_for
@@ -331,3 +331,21 @@ async def test_the_users_keys_work_and_show_in_footer_help_and_palette(tmp_path:
         assert "Extend (ctrl+e)" in commands
         await pilot.press("ctrl+e")
         await settle(pilot, lambda: isinstance(app.screen, ExtendScreen))
+
+
+async def test_the_chosen_theme_is_kept_across_restarts(tmp_path: Path) -> None:
+    def app_once() -> ContainerLeaseApp:
+        service = FakeService()
+        return create_app(
+            service.settings, service=service, reaper=False, clock=fixed_clock, state_dir=tmp_path
+        )
+
+    first = app_once()
+    async with first.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        first.theme = "nord"
+        await settle(pilot, lambda: (tmp_path / "app.json").exists(), what="the saved theme")
+    second = app_once()
+    assert second.theme == "nord"
+    (tmp_path / "app.json").write_text("{not json")
+    assert app_once().theme != "nord"  # a broken file is ignored, not a crash
