@@ -14,9 +14,10 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import humanize
@@ -40,6 +41,7 @@ from containerlease_tui.spawn import spawn_detached
 if TYPE_CHECKING:
     from containerlease_tui.embedded import EmbeddedStatus, StorePaths
     from containerlease_tui.leases import (
+        ContainerState,
         ExecResult,
         LeaseService,
         ProvisionFailed,
@@ -99,8 +101,29 @@ def _ago_or_left(seconds: float, *, long: bool = False) -> str:
     return time_left(seconds, long=long)
 
 
+def _public(lease: Lease, now: datetime, states: dict[str, ContainerState]) -> dict[str, Any]:
+    """A lease's JSON with its container's real state (``container_state``, ``exit_code``;
+    null when it has no container or Docker could not say)."""
+    public: dict[str, Any] = lease.to_public(now)
+    state = states.get(lease.id)
+    public["container_state"] = state.state if state else None
+    public["exit_code"] = state.exit_code if state else None
+    return public
+
+
+def _status_cell(lease: Lease, states: dict[str, ContainerState]) -> str:
+    """The lease's status, or what its container really does when that differs."""
+    state = states.get(lease.id)
+    if state is not None and state.trouble_for(lease):
+        return state.describe()
+    return lease.status.value
+
+
 def _table(
-    leases: list[Lease], now: datetime, unreadable: list[tuple[str, str]] | None = None
+    leases: list[Lease],
+    now: datetime,
+    states: dict[str, ContainerState] | None = None,
+    unreadable: list[tuple[str, str]] | None = None,
 ) -> str:
     head = ["ID", "NAME", "IMAGE", "OWNER", "STATUS", "TIME LEFT", "COST", "EST.", "CONTAINER"]
     rows = [head]
@@ -112,7 +135,7 @@ def _table(
                 lease.name,
                 lease.image,
                 lease.owner,
-                lease.status.value,
+                _status_cell(lease, states or {}),
                 left,
                 format_cost(lease.accrued_cost(now)),
                 format_cost(lease.estimated_cost),
@@ -229,9 +252,18 @@ def cli(ctx: click.Context, reaper_mode: bool, once: bool, dry_run: bool, no_rea
         sys.exit(code)
     if once or dry_run:
         _fail("--once and --dry-run go with --reaper", 2)
+    from pathlib import Path
+
+    from platformdirs import user_config_dir, user_state_dir
+
     from containerlease_tui.tui.app import create_app
 
-    app = create_app(settings, reaper=not no_reaper)
+    app = create_app(
+        settings,
+        reaper=not no_reaper,
+        keymap_dir=Path(user_config_dir("containerlease")),
+        state_dir=Path(user_state_dir("containerlease")),
+    )
     app.run()
     if app.exit_note:
         with contextlib.suppress(OSError):  # the terminal may be gone (a hang-up)
@@ -264,7 +296,7 @@ def provision(
 
     req = ProvisionRequest(image, duration, name, cpus, memory, _parse_env(env))
 
-    async def work(service: LeaseService) -> Lease | ProvisionFailed:
+    async def work(service: LeaseService) -> Lease | ProvisionFailed | _DiedAtOnce:
         if wait:
             report = _WaitReport() if sys.stderr.isatty() else None
             try:
@@ -274,6 +306,9 @@ def provision(
                     on_status=report.status if report else None,
                 )
                 await _ensure_reaper(service)
+                died = await service.settled(made)
+                if died is not None:
+                    return _DiedAtOnce(made, died.describe(), await service.last_lines(made))
                 return made
             except ProvisionFailed as exc:
                 if exc.lease is None:
@@ -292,7 +327,31 @@ def provision(
     result = _run(settings, work)
     if isinstance(result, ProvisionFailed):
         _provision_failed(result, as_json)
+    if isinstance(result, _DiedAtOnce):
+        result.fail(as_json)
     _echo_lease(result, as_json)
+
+
+@dataclass(frozen=True)
+class _DiedAtOnce:
+    """``provision --wait``: the container started, then died within its first seconds."""
+
+    lease: Lease
+    state: str
+    last_lines: list[str]
+
+    def fail(self, as_json: bool) -> NoReturn:
+        if as_json:
+            public = self.lease.to_public()
+            public["container_state"] = self.state
+            click.echo(json.dumps(public, indent=2))
+        for line in self.last_lines:
+            click.echo(f"  | {clean(line, tabs=False)}", err=True)
+        _fail(
+            f"lease {self.lease.id}: its container {self.state} right after starting "
+            "(the lease stays open: see `containerlease logs`, or `rm` it)",
+            1,
+        )
 
 
 async def _ensure_reaper(service: LeaseService) -> None:
@@ -336,19 +395,28 @@ def complete(settings: Settings, lease_id: str) -> None:
 def list_leases(settings: Settings, all_users: bool, active: bool, as_json: bool) -> None:
     """List your leases (or everybody's)."""
 
-    async def work(service: LeaseService) -> tuple[list[Lease], list[tuple[str, str]]]:
-        leases = await service.list(all_users=all_users)
-        bad = [] if active else [(x.lease_id, x.reason) for x in leases.skipped]
-        return ([x for x in leases if x.status.is_active] if active else list(leases)), bad
+    async def work(
+        service: LeaseService,
+    ) -> tuple[list[Lease], list[tuple[str, str]], dict[str, ContainerState]]:
+        from containerlease_tui.leases import LeaseError
 
-    leases, unreadable = _run(settings, work)
+        found = await service.list(all_users=all_users)
+        bad = [] if active else [(x.lease_id, x.reason) for x in found.skipped]
+        leases = [x for x in found if x.status.is_active] if active else list(found)
+        try:
+            states = await service.container_states(leases)
+        except LeaseError:
+            states = {}  # Docker is down: the records alone
+        return leases, bad, states
+
+    leases, unreadable, states = _run(settings, work)
     now = utcnow()
     if as_json:
-        rows: list[dict[str, object]] = [lease.to_public(now) for lease in leases]
+        rows: list[dict[str, Any]] = [_public(lease, now, states) for lease in leases]
         rows += [{"id": i, "status": "unreadable", "error": why} for i, why in unreadable]
         click.echo(json.dumps(rows, indent=2))
     elif leases or unreadable:
-        click.echo(_table(leases, now, unreadable))
+        click.echo(_table(leases, now, states, unreadable))
         for lease_id, why in unreadable:
             click.echo(one_line(f"{lease_id}: record unreadable, skipped: {why}"))
     else:

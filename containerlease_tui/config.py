@@ -388,9 +388,15 @@ class ReaperSettings(_Section):
     concurrency: int = Field(32, ge=1, le=512)
     """Removals done in parallel."""
     warnings: list[Duration] = Field(
-        default_factory=lambda: [timedelta(minutes=10), timedelta(minutes=2)]
+        default_factory=lambda: [
+            timedelta(minutes=10),
+            timedelta(minutes=2),
+            timedelta(seconds=30),
+        ]
     )
-    """Points before the deadline at which an ``expiring`` event is sent."""
+    """Points before the deadline at which an ``expiring`` event is sent; a point counts only
+    in the second half of a lease (never at creation), and a lease too short for all of them
+    is warned at a quarter of its length before the end."""
     guardian: bool = True
     """Start a detached guardian reaper when the app quits or the CLI makes or extends a lease
     and no reaper is alive, so no lease is left without one; it leaves once none is needed."""
@@ -497,6 +503,9 @@ class Settings(BaseSettings):
     """Ownership and container hardening."""
     display: DisplaySettings = Field(default_factory=DisplaySettings)
     """How costs read."""
+    keymap: dict[str, str] = Field(default_factory=dict)
+    """The app's keys by binding id (``extend = "ctrl+e"``); ``keymap.toml`` in the user's
+    config folder goes over it. Bad entries are reported in the app, the rest applies."""
 
     @field_validator("images")
     @classmethod

@@ -105,6 +105,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_ENV_VALUE",
     "MAX_ENV_VARS",
+    "ContainerState",
     "Forbidden",
     "HealthReport",
     "ImageRow",
@@ -187,6 +188,48 @@ class ReaperOverview:
                 {"lease": lease_id, "expires_at": at.isoformat()} for lease_id, at in self.upcoming
             ],
         }
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What the engine says a lease's container is doing, for the shells to show.
+
+    ``state`` is Docker's (``running``, ``exited``, ``dead``, ``created``, ``paused``,
+    ``restarting``) or ``gone`` when the container no longer exists.
+    """
+
+    state: str
+    exit_code: int | None = None
+    oom_killed: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "restarting", "paused")
+
+    def describe(self) -> str:
+        """``exited (137)``, ``oom-killed``, ``container gone``, ``running``."""
+        if self.oom_killed:
+            return "oom-killed"
+        if self.state == "gone":
+            return "container gone"
+        if self.exit_code is not None and self.state in ("exited", "dead"):
+            return f"{self.state} ({self.exit_code})"
+        return self.state or "unknown"
+
+    def trouble_for(self, lease: Lease) -> bool:
+        """The record says the container runs but it does not (a stopped lease's exited
+        container is what it should be)."""
+        if lease.status is LeaseStatus.RUNNING:
+            return not self.running
+        if lease.status is LeaseStatus.STOPPED:
+            return self.state == "gone"
+        return False
+
+
+def _container_state(info: ContainerInfo | None) -> ContainerState:
+    if info is None:
+        return ContainerState("gone")
+    return ContainerState(info.state, info.exit_code)
 
 
 @dataclass(frozen=True)
@@ -709,6 +752,59 @@ class LeaseService:
                     stats = await self.engine.stats(cid)
         return LeaseStatusReport(lease, info, stats)
 
+    async def container_state(self, lease: Lease) -> ContainerState | None:
+        """The real state of the lease's container right now (None: it has none yet)."""
+        if not lease.docker_id:
+            return None
+        with _translated():
+            return _container_state(await self.engine.inspect(lease.docker_id))
+
+    async def container_states(self, leases: Sequence[Lease]) -> dict[str, ContainerState]:
+        """The real state of each lease's container that the record says exists (running or
+        stopped), by lease id, from one listing of the installation's containers: what the
+        app's table and ``ls`` show beside the lease's own status."""
+        wanted = [
+            x
+            for x in leases
+            if x.docker_id and x.status in (LeaseStatus.RUNNING, LeaseStatus.STOPPED)
+        ]
+        if not wanted:
+            return {}
+        with _translated():
+            found = await self.engine.list_leased(self.settings.redis.key_prefix)
+        by_id = {info.id: info for info in found}
+        out: dict[str, ContainerState] = {}
+        for lease in wanted:
+            assert lease.docker_id is not None
+            info = by_id.get(lease.docker_id)
+            if info is None:
+                info = next((i for i in found if i.id.startswith(lease.docker_id)), None)
+            out[lease.id] = _container_state(info)
+        return out
+
+    async def settled(
+        self, lease: Lease, within: timedelta = timedelta(seconds=2)
+    ) -> ContainerState | None:
+        """Watch a just-started container for ``within``: the state it died in if it did
+        (a command that fails at once, an OOM kill), else None. ``provision --wait`` fails
+        with it instead of reporting ``running`` for a container that is already gone."""
+        deadline = asyncio.get_running_loop().time() + within.total_seconds()
+        while True:
+            state = await self.container_state(lease)
+            if state is not None and state.trouble_for(lease):
+                return state
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(0.25)
+
+    async def last_lines(self, lease: Lease, count: int = 10) -> builtins.list[str]:
+        """The last ``count`` lines of the container's output (empty when it has none)."""
+        lines: builtins.list[str] = []
+        with contextlib.suppress(LeaseError):
+            async for line in self.logs(lease, follow=False, tail=count):
+                lines.append(line)
+        return lines[-count:]
+
     async def container_for(self, ref: str, action: str) -> Lease:
         """The lease behind ``ref`` if the user may ``action`` its running container."""
         lease = await self.resolve(ref)
@@ -731,9 +827,20 @@ class LeaseService:
 
     async def shell(self, lease: Lease, cmd: builtins.list[str] | None = None) -> int:
         self._require(lease, "shell")
+        await self.check_shell(lease)
         assert lease.docker_id is not None  # the policy refuses a lease without a container
         with _translated():
             return await self.engine.shell(await self._own(lease), cmd or ["/bin/sh"])
+
+    async def check_shell(self, lease: Lease) -> None:
+        """Refuse, before anything touches the terminal, a shell in a container that is not
+        running (stopped from outside, exited, removed): :class:`InvalidInput` in the CLI's
+        words, ``container … is not running``."""
+        self._require(lease, "shell")
+        state = await self.container_state(lease)
+        if state is not None and not state.running:
+            short = (lease.docker_id or "")[:12]
+            raise InvalidInput(f"container {short} is not running ({state.describe()})", "lease")
 
     async def last_event_id(self) -> str:
         """The event stream's newest id: the cursor to follow from, so nothing is missed

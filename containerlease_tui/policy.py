@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,6 +44,7 @@ __all__ = [
     "ProvisionRequest",
     "bounded_duration",
     "plan_extension",
+    "warning_points",
 ]
 
 MIN_CPUS = 0.01
@@ -144,6 +146,35 @@ def plan_extension(
     return new_expiry
 
 
+SHORT_LEASE_WARNING = 4
+"""A lease too short for any configured warning point is warned once, at this fraction
+(1/4) of its length before the deadline."""
+MIN_WARNING = timedelta(seconds=5)
+"""No warning point closer to the deadline than this (nobody could react to it)."""
+
+
+def warning_points(lifetime: timedelta, configured: Iterable[timedelta]) -> list[timedelta]:
+    """The points before the deadline at which a lease of ``lifetime`` is warned, widest first.
+
+    Relative to the lease's length, so a warning never comes at creation: a configured point
+    counts only if it falls in the second half of the lease (a 10 min lease is not warned
+    "expires in 10 min" the moment it is made, but at 2 min and 30 s). A lease too short for
+    every configured point still gets one warning, at a quarter of its length before the end
+    (a 1 min lease: at 15 s). The reaper sends these, the app shows them, the table colours by
+    them.
+    """
+    wanted = [p for p in configured if p > timedelta(0)]
+    if not wanted:
+        return []
+    half = lifetime / 2
+    points = sorted({p for p in wanted if p <= half}, reverse=True)
+    if not points:
+        fallback = timedelta(seconds=int(lifetime.total_seconds() / SHORT_LEASE_WARNING))
+        if fallback >= MIN_WARNING:
+            points = [fallback]
+    return points
+
+
 class LeasePolicy:
     """The rules of one installation, from its settings alone.
 
@@ -176,6 +207,10 @@ class LeasePolicy:
         return MIN_MEMORY, self.limits.max_memory
 
     # --- durations and extensions -----------------------------------------------------------
+
+    def warning_points(self, lease: Lease) -> list[timedelta]:
+        """When this lease is warned before its deadline (:func:`warning_points`)."""
+        return warning_points(lease.lifetime, self.settings.reaper.warnings)
 
     def bounded_duration(self, text: str | timedelta | None, what: str = "duration") -> timedelta:
         """A duration within ``[limits]`` (empty: the default); see :func:`bounded_duration`."""

@@ -12,15 +12,16 @@ import asyncio
 import contextlib
 import functools
 import gc
+import json
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec
 
 from textual import on, work
-from textual.app import App, SystemCommand
+from textual.app import App, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.notifications import SeverityLevel
@@ -49,13 +50,17 @@ from containerlease_tui.tui.keys import (
     LEASE_KEYS,
     LOG_KEYS,
     LOGS_ALIAS,
+    TABLE_NAV,
     VIEW_BACK,
     VIEW_KEYS,
+    Keymap,
     hidden,
     key_label,
+    load_user_keymap,
 )
 from containerlease_tui.tui.messages import (
     ActionDone,
+    ContainersChecked,
     HealthChanged,
     ImagesLoaded,
     LeasesLoaded,
@@ -76,12 +81,24 @@ from containerlease_tui.tui.screens import (
     ReapersScreen,
     TeamScreen,
 )
-from containerlease_tui.tui.toasts import failed_key, toasts_for
+from containerlease_tui.tui.toasts import (
+    Toast,
+    container_toast,
+    expiry_toasts,
+    failed_key,
+    no_logs_reason,
+    toasts_for,
+)
 from containerlease_tui.tui.widgets import LogPane, ProvisionForm
 from containerlease_tui.tui.widgets.lease_table import LeasesPane
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import LeaseService, ProvisionRequest, PullProgress, ReaperStatus
+    from containerlease_tui.leases import (
+        LeaseService,
+        ProvisionRequest,
+        PullProgress,
+        ReaperStatus,
+    )
 
 P = ParamSpec("P")
 HERE = Path(__file__).parent
@@ -93,6 +110,8 @@ REAPER_STOP_TIMEOUT = 5.0
 """How long quitting waits for the in-app reaper to finish its pass."""
 HAND_OVER_TIMEOUT = 3.0
 """How long quitting waits to learn whether a guardian reaper must be started."""
+CONTAINER_POLL = 0.5
+"""Seconds between two readings of the containers' real state (one engine listing each)."""
 GC_THRESHOLDS = (20_000, 20, 20)
 """Python's defaults (700, 10, 10) collect many times per log batch of rendered lines."""
 
@@ -123,6 +142,20 @@ def _while_open(method: Callable[P, None]) -> Callable[P, None]:
         method(*args, **kwargs)
 
     return handler
+
+
+STATE_FILE = "app.json"
+"""What the app remembers between runs (the theme), in the user's state folder."""
+
+
+def _read_state(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _short(exc: BaseException) -> str:
@@ -158,9 +191,20 @@ class ContainerLeaseApp(App[None]):
         user: str | None = None,
         reaper: bool = True,
         clock: Callable[[], datetime] = utcnow,
+        keymap_dir: Path | None = None,
+        all_users: bool = False,
+        state_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self.keymap: Keymap = load_user_keymap(keymap_dir, settings.keymap)
+        """The user's keys (the config's ``[keymap]`` and ``keymap.toml``) and their problems."""
+        self.set_keymap(self.keymap.textual())
+        self._all_users = all_users
+        self._state_file = state_dir / STATE_FILE if state_dir is not None else None
+        saved = _read_state(self._state_file).get("theme")
+        if isinstance(saved, str) and saved in self.available_themes:
+            self.theme = saved
         settings.display.apply()
         self.service: LeaseService | None = None
         self._given_service = service
@@ -179,6 +223,8 @@ class ContainerLeaseApp(App[None]):
         self._signals: list[signal.Signals] = []
         self.exit_note: str | None = None
         """What the user is told once the app has closed (a guardian reaper started)."""
+        self._container_trouble: dict[str, str] = {}
+        """Lease id → what its container's trouble was last toasted as."""
 
     # --- screens ---------------------------------------------------------------------------
 
@@ -227,6 +273,11 @@ class ContainerLeaseApp(App[None]):
             self._given_service.user if self._given_service else ""
         )
         self.main.status.in_app_reaper = None
+        self.main.status.reaper_disabled = not self.reaper_enabled
+        self.theme_changed_signal.subscribe(self, self._save_theme)
+        self.main.leases.show_all = self._all_users
+        for problem in self.keymap.problems:
+            self.notify(problem, title="Keymap", severity="warning", timeout=20)
         self._tick()
         self.set_interval(1.0, self._tick)
         if self._given_service is not None:
@@ -238,7 +289,42 @@ class ContainerLeaseApp(App[None]):
     def _tick(self) -> None:
         now = self.clock()
         self.main.status.now = now
-        self.main.leases.tick(now)
+        pane = self.main.leases
+        pane.tick(now)
+        self._warn_expiring(now)
+
+    def _save_theme(self, theme: Any) -> None:
+        """The chosen theme, kept for the next start (the palette's "Change theme")."""
+        if self._state_file is None:
+            return
+        state = _read_state(self._state_file)
+        state["theme"] = str(getattr(theme, "name", theme))
+        with contextlib.suppress(OSError):
+            self._state_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state), encoding="utf-8")
+            tmp.replace(self._state_file)
+
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: Any) -> None:
+        """Conflicts in the user's keymap are found and reported once, at load
+        (``keys.build_keymap``), and the conflicting entries are not applied."""
+
+    def _warn_expiring(self, now: datetime) -> None:
+        """The app's own expiry warnings: every warning point of the user's leases, once per
+        deadline, whether or not a reaper sends them (the reaper's ``expiring`` events share
+        the keys, so each shows once); on opening, the tightest point already passed."""
+        if self.service is None:
+            return
+        pane = self.main.leases
+        for toast in expiry_toasts(
+            pane.leases.values(),
+            self.service.user,
+            now,
+            self.service.policy,
+            self._toasted,
+            self.keymap.label("extend"),
+        ):
+            self._show_toast(toast)
 
     # --- workers ---------------------------------------------------------------------------
 
@@ -316,6 +402,22 @@ class ContainerLeaseApp(App[None]):
             else:
                 await asyncio.sleep(backoff.next())
 
+    @work(group="containers", exclusive=True, exit_on_error=False)
+    async def _watch_containers(self, service: LeaseService) -> None:
+        """Follow what each lease's container really does (it may exit, be OOM-killed, be
+        stopped or removed behind our back): the record keeps saying ``running``."""
+        while True:
+            leases = list(self.main.leases.leases.values()) if not self.quitting else []
+            try:
+                states = await service.container_states(leases)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                states = None  # the health check reports Docker being down
+            if states is not None:
+                self.post_message(ContainersChecked(states))
+            await asyncio.sleep(CONTAINER_POLL)
+
     @work(group="images", exclusive=True, exit_on_error=False)
     async def _load_images(self, service: LeaseService) -> None:
         """Which catalog images the engine has locally (for the picker)."""
@@ -377,6 +479,12 @@ class ContainerLeaseApp(App[None]):
             elif what == "restart":
                 done = await service.restart(lease.id)
                 text = f"Restarted {done.name}"
+            elif what == "stop":
+                done = await service.stop(lease.id)
+                text = f"Stopped {done.name}: its lease and its cost go on"
+            elif what == "start":
+                done = await service.start(lease.id)
+                text = f"Started {done.name}"
             else:  # pragma: no cover - programming error
                 raise ValueError(f"unknown action {what}")
         except asyncio.CancelledError:
@@ -401,6 +509,9 @@ class ContainerLeaseApp(App[None]):
         main.form.validate_form()
         self._follow_events(service)
         self._watch_health(service)
+        self._watch_containers(service)
+        main.leases.policy = service.policy
+        main.leases.reaper_running = self.reaper_enabled
         self._load_images(service)
         if self.reaper_enabled:
             self._reaper_worker = self._run_reaper(service)
@@ -446,7 +557,28 @@ class ContainerLeaseApp(App[None]):
         if self.service is not None:
             self.main.form.refresh_outlook(self.service)  # spend and budget as they now stand
         self._toast_events(message.events, pane)
+        self._warn_expiring(now)  # at once: on opening, a point may have passed already
         self._check_followed(pane)
+
+    @on(ContainersChecked)
+    @_while_open
+    def _on_containers(self, message: ContainersChecked) -> None:
+        pane = self.main.leases
+        pane.set_containers(message.states)
+        user = self.service.user if self.service else self._user
+        for lease_id, state in message.states.items():
+            lease = pane.leases.get(lease_id)
+            if lease is None:
+                continue
+            trouble = state.describe() if state.trouble_for(lease) else None
+            if trouble is None:
+                self._container_trouble.pop(lease_id, None)
+                continue
+            if self._container_trouble.get(lease_id) == trouble:
+                continue
+            self._container_trouble[lease_id] = trouble
+            if lease.owner == user:
+                self._show_toast(container_toast(lease, state, self.keymap.label("stop_start")))
 
     @on(ImagesLoaded)
     @_while_open
@@ -530,12 +662,17 @@ class ContainerLeaseApp(App[None]):
 
     def _toast_events(self, events: Iterable[LeaseEvent], pane: LeasesPane) -> None:
         user = self.service.user if self.service else self._user
-        for toast in toasts_for(events, pane.leases, user, self._toasted):
-            if toast.once is not None:
-                self._toasted.add(toast.once)
-            self.notify(
-                toast.text, title=toast.title, severity=toast.severity, timeout=toast.timeout
-            )
+        policy = self.service.policy if self.service else None
+        extend_key = self.keymap.label("extend")
+        for toast in toasts_for(events, pane.leases, user, self._toasted, policy, extend_key):
+            self._show_toast(toast)
+
+    def _show_toast(self, toast: Toast) -> None:
+        if toast.once is not None:
+            if toast.once in self._toasted:
+                return
+            self._toasted.add(toast.once)
+        self.notify(toast.text, title=toast.title, severity=toast.severity, timeout=toast.timeout)
 
     def _check_followed(self, pane: LeasesPane) -> None:
         """Keep the log pane's lease current; follow again once its container (re)starts."""
@@ -551,6 +688,10 @@ class ContainerLeaseApp(App[None]):
             logs.follow(self.service, current)
         else:
             logs.lease = current
+            reason = no_logs_reason(current)
+            if reason is not None and current.docker_id is None:
+                logs.stop()
+                logs.ended = reason
 
     # --- banner ----------------------------------------------------------------------------
 
@@ -614,6 +755,9 @@ class ContainerLeaseApp(App[None]):
             return
         logs: LogPane = self.main.logs
         logs.follow(service, lease)
+        reason = no_logs_reason(lease)
+        if reason is not None and not lease.docker_id:
+            logs.ended = reason  # say why there is nothing to follow
         logs.focus_view()
 
     def action_extend(self) -> None:
@@ -667,6 +811,28 @@ class ContainerLeaseApp(App[None]):
         self._act(service, "restart", lease)
         self.notify(f"Restarting {lease.name}…")
 
+    def action_stop_start(self) -> None:
+        """Stop the selected lease's container, or start it again if it is not running."""
+        lease = self._selected()
+        service = self._need_service()
+        if lease is None or service is None:
+            return
+        state = self.main.leases.containers.get(lease.id)
+        running = lease.status is LeaseStatus.RUNNING and (state is None or state.running)
+        what: Literal["stop", "start"] = "stop" if running else "start"
+        refused = service.allowed(lease, what)
+        if refused:
+            self.notify(refused, severity="warning")
+            return
+        self._act(service, what, lease)
+        self.notify(f"{'Stopping' if running else 'Starting'} {lease.name}…")
+
+    def action_sort(self) -> None:
+        """Sort the table by the next column: time left, cost, owner, status, then as usual."""
+        pane = self.main.leases
+        pane.next_sort()
+        self.notify(f"Leases sorted by {pane.sort_name}", timeout=3)
+
     async def action_shell(self) -> None:
         """Suspend the app and open an interactive shell in the selected lease's container."""
         lease = self._selected()
@@ -678,14 +844,52 @@ class ContainerLeaseApp(App[None]):
             self.notify(refused, severity="warning")
             return
         try:
-            # No repaint while the shell owns the terminal (workers keep running meanwhile).
-            with self.suspend(), self.batch_update():
-                code = await service.shell(lease)
+            # Refused here, before the terminal is handed over: a container stopped or
+            # removed behind our back (the record may still say running).
+            await service.check_shell(lease)
         except Exception as exc:
-            self.notify(f"Shell failed: {_short(exc)}", severity="error")
+            startable = lease.status in (LeaseStatus.RUNNING, LeaseStatus.STOPPED)
+            hint = (
+                f" — press {self.keymap.label('stop_start')} to start it"
+                if startable and "not running" in str(exc)
+                else ""
+            )
+            self.notify(f"No shell in {lease.name}: {_short(exc)}{hint}", severity="warning")
             return
+        code, failure = await self._shell_suspended(service, lease)
         self.refresh(layout=True)
+        if failure is not None:
+            self.notify(f"Shell failed: {_short(failure)}", severity="error")
+            return
         self.notify(f"Shell in {lease.name} exited ({code})")
+
+    async def _shell_suspended(
+        self, service: LeaseService, lease: Lease
+    ) -> tuple[int | None, BaseException | None]:
+        """Run the shell with the app suspended; the terminal always comes back.
+
+        Textual's ``App.suspend`` resumes the app only when its block ends normally: an
+        exception raised inside it (a shell that fails to start) would leave the driver
+        suspended and the app frozen for good, blocked writing to a stopped output thread.
+        So nothing may leave the block by raising: the failure is returned instead.
+        """
+        code: int | None = None
+        failure: BaseException | None = None
+        # No repaint while the shell owns the terminal (workers keep running meanwhile).
+        cancelled = False
+        try:
+            with self.suspend(), self.batch_update():
+                try:
+                    code = await service.shell(lease)
+                except asyncio.CancelledError:
+                    cancelled = True
+                except Exception as exc:
+                    failure = exc
+        except SuspendNotSupported as exc:  # no terminal to hand over (e.g. headless)
+            failure = exc
+        if cancelled:
+            raise asyncio.CancelledError
+        return code, failure
 
     def action_toggle_all(self) -> None:
         """Show everybody's leases, or only mine."""
@@ -740,7 +944,7 @@ class ContainerLeaseApp(App[None]):
                 if not binding.description:
                     continue
                 action = binding.action.removeprefix("app.")
-                keys.setdefault(action, []).append(key_label(binding))
+                keys.setdefault(action, []).append(key_label(binding, self.keymap))
                 what.setdefault(action, binding.tooltip or binding.description)
             listed = [(", ".join(dict.fromkeys(keys[a])), what[a]) for a in keys]
             return listed + [(keys, what) for keys, what in (extra or {}).items()]
@@ -759,13 +963,13 @@ class ContainerLeaseApp(App[None]):
             (
                 "Leases table (these work from the log pane too)",
                 rows(
-                    [*LEASE_KEYS[:1], LOGS_ALIAS, *LEASE_KEYS[1:]],
+                    [*LEASE_KEYS[:1], LOGS_ALIAS, *LEASE_KEYS[1:], *TABLE_NAV],
                     {"↑ ↓": "Select a lease (or click it)"},
                 ),
             ),
-            ("Views (v, t, R)", rows(VIEW_KEYS)),
+            ("Views (v, T, R)", rows(VIEW_KEYS)),
             ("Activity (after v)", rows(ACTIVITY_KEYS)),
-            ("Team and Reapers (after t or R)", rows(VIEW_BACK)),
+            ("Team and Reapers (after T or R)", rows(VIEW_BACK)),
             ("Logs pane (after enter or l)", rows(log_keys)),
             ("Provision form (after n)", rows([FORM_SUBMIT, *FORM_KEYS])),
             ("Filter boxes (/ and f)", rows(FILTER_KEYS)),
@@ -784,27 +988,27 @@ class ContainerLeaseApp(App[None]):
                 lambda: self.run_action(action),
             )
 
-        yield app_command(GLOBAL_KEYS[0], key_label(GLOBAL_KEYS[0]))
+        yield app_command(GLOBAL_KEYS[0], key_label(GLOBAL_KEYS[0], self.keymap))
         for binding in LEASE_KEYS:
-            keys = key_label(binding)
+            keys = key_label(binding, self.keymap)
             if binding.action == "app.logs":
-                keys = f"{keys}, {LOGS_ALIAS.key}"
+                keys = f"{keys}, {key_label(LOGS_ALIAS, self.keymap)}"
             yield app_command(binding, keys)
         for binding in VIEW_KEYS:
-            yield app_command(binding, key_label(binding))
-        yield app_command(GLOBAL_KEYS[1], key_label(GLOBAL_KEYS[1]))
+            yield app_command(binding, key_label(binding, self.keymap))
+        yield app_command(GLOBAL_KEYS[1], key_label(GLOBAL_KEYS[1], self.keymap))
         logs = self.main.logs
         for binding in LOG_KEYS:
             if binding.action in ("pause", "resume") or binding.action.startswith("app."):
                 continue
             action = binding.action
             yield SystemCommand(
-                f"Logs: {binding.description} ({key_label(binding)})",
+                f"Logs: {binding.description} ({key_label(binding, self.keymap)})",
                 binding.tooltip or binding.description,
                 functools.partial(logs.run_action, action),
             )
         yield SystemCommand(
-            "Logs: Pause / resume (p)",
+            f"Logs: Pause / resume ({self.keymap.label('log_pause')})",
             "Pause or resume following the output",
             functools.partial(logs.run_action, "toggle_pause"),
         )
@@ -866,11 +1070,28 @@ def create_app(
     user: str | None = None,
     reaper: bool = True,
     clock: Callable[[], datetime] = utcnow,
+    keymap_dir: Path | None = None,
+    all_users: bool = False,
+    state_dir: Path | None = None,
 ) -> ContainerLeaseApp:
     """The app the CLI runs: ``create_app(settings, reaper=not no_reaper).run()``.
 
     ``service``: an open :class:`LeaseService` to use (tests); by default the app opens one in a
     worker and closes it on exit. ``user``: act as this user (default: the OS user).
     ``reaper``: run a reaper inside the app. ``clock``: what "now" is (countdowns, costs).
+    ``keymap_dir``: the folder whose ``keymap.toml`` is read (the CLI passes the user's config
+    folder; by default none, only the config's ``[keymap]``). ``all_users``: start on
+    everybody's leases (by default on the user's own, as ``containerlease ls`` does).
+    ``state_dir``: where the chosen theme is kept across runs (the CLI passes the user's state
+    folder; by default nowhere).
     """
-    return ContainerLeaseApp(settings, service=service, user=user, reaper=reaper, clock=clock)
+    return ContainerLeaseApp(
+        settings,
+        service=service,
+        user=user,
+        reaper=reaper,
+        clock=clock,
+        keymap_dir=keymap_dir,
+        all_users=all_users,
+        state_dir=state_dir,
+    )

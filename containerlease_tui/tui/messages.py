@@ -18,7 +18,13 @@ from containerlease_tui.logflow import bound_lines
 from containerlease_tui.models import Lease, LeaseEvent
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import ImageRow, LeaseService, PullProgress, ReaperStatus
+    from containerlease_tui.leases import (
+        ContainerState,
+        ImageRow,
+        LeaseService,
+        PullProgress,
+        ReaperStatus,
+    )
 
 MAX_COALESCED_LINES = 10_000
 
@@ -163,3 +169,13 @@ class ReaperStateChanged(Message):
 
     running: bool
     error: str | None = None
+
+
+@dataclass(eq=False)
+class ContainersChecked(Message):
+    """What the engine says each running or stopped lease's container really does."""
+
+    states: dict[str, ContainerState]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ContainersChecked)

@@ -215,6 +215,13 @@ class FakeRuntime:
         container.logs.extend(lines)
         container.touch()
 
+    def kill(self, cid: str, exit_code: int = 137) -> None:
+        """The container's process dies behind everybody's back (``docker kill``: 137, an
+        OOM kill, a command that fails): exited with ``exit_code``, the container stays."""
+        container = self.containers[cid]
+        container.state, container.exit_code = "exited", exit_code
+        container.touch()
+
     # --- plumbing --------------------------------------------------------------------------
 
     def _check(self) -> None:

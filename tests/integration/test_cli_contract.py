@@ -109,6 +109,7 @@ def test_the_doc_lists_every_json_command() -> None:
 def test_every_documented_field_is_in_the_output_and_nothing_else(cli: Cli) -> None:
     shapes = {
         "Lease",
+        "Container",
         "Status",
         "Image",
         "Doctor",

@@ -293,4 +293,6 @@ def demo_app(**kwargs: Any) -> ContainerLeaseApp:
     from containerlease_tui.tui import create_app
 
     service = FakeService(**kwargs)
-    return create_app(service.settings, service=service, reaper=False, clock=fixed_clock)
+    return create_app(
+        service.settings, service=service, reaper=False, clock=fixed_clock, all_users=True
+    )

@@ -107,7 +107,7 @@ def make(
 ) -> tuple[ContainerLeaseApp, FakeService, Toasts]:
     """The app over a fresh :class:`FakeService`, recording its toasts."""
     service = FakeService(**kwargs)
-    app = create_app(service.settings, service=service, reaper=False, clock=clock)
+    app = create_app(service.settings, service=service, reaper=False, clock=clock, all_users=True)
     return app, service, record_toasts(app)
 
 

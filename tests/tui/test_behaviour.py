@@ -166,7 +166,7 @@ async def test_nothing_reachable_opens_in_a_worker_and_shows_the_banner() -> Non
             "docker": DockerSettings(url="unix:///nonexistent/docker.sock", timeout=1.0),
         }
     )
-    app = create_app(settings, user="alice", reaper=True, clock=fixed_clock)
+    app = create_app(settings, user="alice", reaper=True, clock=fixed_clock, all_users=True)
     async with app.run_test(size=SIZE) as pilot:
         banner = app.main.query_one("#banner")
         await settle(
@@ -462,7 +462,7 @@ async def test_a_reap_failure_is_not_called_a_provision_failure() -> None:
     [
         (120, True, "● reaper alive on devbox (pid 4242, no pass yet)"),
         (80, True, "● reaper alive on devbox "),
-        (140, False, "✖ no reaper running — leases will not be cleaned while the app is closed"),
+        (140, False, "✖ no reaper running (--no-reaper) — expired leases stay until one runs"),
         (80, False, "✖ no reaper running "),
     ],
 )
@@ -479,7 +479,7 @@ async def test_status_bar_says_which_reaper_is_alive(width: int, alive: bool, sh
         full = (
             "reaper alive on devbox (pid 4242, no pass yet)"
             if alive
-            else "no reaper running — leases will not be cleaned while the app is closed"
+            else "no reaper running (--no-reaper) — expired leases stay until one runs"
         )
         assert status.query_one("#status-reaper").tooltip == full
 

@@ -96,7 +96,9 @@ async def test_every_string_from_data_is_shown_literally_and_without_controls(
     monkeypatch.chdir(folder)
     service = _hostile_service()
     running, reap_failed = service.leases[0], service.leases[1]
-    app = create_app(service.settings, service=service, reaper=False, clock=fixed_clock)
+    app = create_app(
+        service.settings, service=service, reaper=False, clock=fixed_clock, all_users=True
+    )
     toasts = record_toasts(app)
     outputs: list[str] = []
     leaks: list[tuple[str, list[str]]] = []  # gathered, so one run shows every defect

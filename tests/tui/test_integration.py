@@ -134,7 +134,7 @@ async def _ready(pilot: Any) -> None:
 async def test_provision_logs_extend_delete(
     settings: Settings, service: LeaseService, docker: aiodocker.Docker
 ) -> None:
-    app = create_app(settings, service=service, reaper=False)
+    app = create_app(settings, service=service, reaper=False, all_users=True)
     toasts = _record_toasts(app)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
@@ -208,7 +208,7 @@ async def test_provision_logs_extend_delete(
 async def test_validation_error_blocks_provisioning(
     settings: Settings, service: LeaseService
 ) -> None:
-    app = create_app(settings, service=service, reaper=False)
+    app = create_app(settings, service=service, reaper=False, all_users=True)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
         await pilot.click("#duration")
@@ -223,7 +223,7 @@ async def test_validation_error_blocks_provisioning(
 async def test_a_lease_made_by_the_cli_appears_within_a_second(
     settings: Settings, service: LeaseService, processes: Process
 ) -> None:
-    app = create_app(settings, service=service, reaper=False)
+    app = create_app(settings, service=service, reaper=False, all_users=True)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
         await settle(pilot, lambda: app.main.status.reapers is not None)
@@ -258,7 +258,7 @@ async def test_a_lease_made_by_the_cli_appears_within_a_second(
 async def test_a_reap_by_another_process_shows_within_a_second(
     settings: Settings, service: LeaseService, processes: Process, docker: aiodocker.Docker
 ) -> None:
-    app = create_app(settings, service=service, reaper=False)
+    app = create_app(settings, service=service, reaper=False, all_users=True)
     toasts = _record_toasts(app)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
@@ -291,7 +291,7 @@ async def test_a_reap_by_another_process_shows_within_a_second(
 async def test_provision_failure_is_a_toast_with_the_reason(
     settings: Settings, service: LeaseService
 ) -> None:
-    app = create_app(settings, service=service, reaper=False)
+    app = create_app(settings, service=service, reaper=False, all_users=True)
     toasts = _record_toasts(app)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
@@ -336,7 +336,7 @@ async def test_pull_progress_from_a_real_registry(
     )
     settings = settings.model_copy(update={"images": {"pulled": spec, **settings.images}})
     service.settings = settings
-    app = create_app(settings, service=service, reaper=False)
+    app = create_app(settings, service=service, reaper=False, all_users=True)
     toasts = _record_toasts(app)
     reports: list[PullProgress] = []
     shown: list[tuple[str, float | None, float]] = []
@@ -386,7 +386,7 @@ async def test_pull_progress_from_a_real_registry(
 async def test_the_in_app_reaper_runs_only_when_asked(
     settings: Settings, service: LeaseService, reaper: bool
 ) -> None:
-    app = create_app(settings, service=service, reaper=reaper)
+    app = create_app(settings, service=service, reaper=reaper, all_users=True)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)
         status = app.main.status
@@ -407,7 +407,7 @@ async def test_the_in_app_reaper_runs_only_when_asked(
 async def test_in_app_reaper_reaps_and_toasts(
     settings: Settings, service: LeaseService, docker: aiodocker.Docker
 ) -> None:
-    app = create_app(settings, service=service, reaper=True)
+    app = create_app(settings, service=service, reaper=True, all_users=True)
     toasts = _record_toasts(app)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot)

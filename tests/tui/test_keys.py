@@ -191,7 +191,25 @@ async def test_help_lists_every_key_and_the_reaper_line() -> None:
         await pilot.press("question_mark")
         await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = "\n".join(str(w.render()) for w in app.screen.query(".help-keys"))
-        for key in ("n", "enter, l", "e", "d", "s", "r", "a", "/", "?", "q", "p", "f", "w", "c"):
+        keys = (
+            "n",
+            "enter, l",
+            "e",
+            "d",
+            "s",
+            "r",
+            "t",
+            "o",
+            "a",
+            "/",
+            "?",
+            "q",
+            "p",
+            "f",
+            "w",
+            "c",
+        )
+        for key in (*keys, "j", "k", "g", "G"):
             assert f"\n{key} " in f"\n{text}", key
         for key in ("ctrl+s", "ctrl+p", "esc", "tab"):
             assert key in text, key
@@ -206,6 +224,8 @@ async def test_help_lists_every_key_and_the_reaper_line() -> None:
             "Delete (d)",
             "Shell (s)",
             "Restart (r)",
+            "Stop/Start (t)",
+            "Sort (o)",
             "Filter (/)",
             "Help (?)",
             "Logs: Save (ctrl+s)",

@@ -202,3 +202,39 @@ def test_shell_hands_over_the_terminal_and_takes_it_back(
     assert "Traceback" not in output
     assert lease["name"] == "shelly" and "shelly" in screen
     _quit(tmux, status)
+
+
+def test_shell_on_a_container_stopped_from_outside_is_refused_and_q_still_quits(
+    tmux: Tmux, repo_root: Path, tmp_path: Path, docker_url: str
+) -> None:
+    """Issue 15 item 1: `docker stop` behind the app's back, then `s`: a toast, not a frozen
+    terminal; `q` still quits."""
+    made = subprocess.run(
+        [
+            *(sys.executable, "-m", "containerlease_tui", "provision", "busybox"),
+            *("--duration", "10m", "--name", "stoppy", "--wait", "--json"),
+        ],
+        env=tmux.env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    lease = json.loads(made.stdout)
+    stopped = subprocess.run(
+        ["docker", "-H", docker_url, "stop", "-t", "1", lease["docker_id"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert stopped.returncode == 0, stopped.stderr
+    status = _start_app(tmux, 140, 30, repo_root, tmp_path)
+    _wait(lambda: "stoppy" in tmux.capture() and "● Docker" in tmux.capture(), 30, "the lease")
+    # The row follows the container's real state (the record still says running).
+    _wait(lambda: "exited (" in tmux.capture(), 30, "the exited container in the row")
+    tmux.send("s")
+    _wait(lambda: "not running" in tmux.capture(), 30, "the refusal toast")
+    assert "filter leases" in tmux.capture()  # the app is still drawn, not handed over
+    _quit(tmux, status)

@@ -84,7 +84,7 @@ async def test_team_view_totals_match_the_tests_arithmetic_to_the_cent() -> None
     assert alice_today == Decimal("0.0320") + Decimal("0.0773") + Decimal("0.0020")
     async with app.run_test(size=(140, 30)) as pilot:
         await loaded(pilot)
-        await pilot.press("t")
+        await pilot.press("T")
         await settle(pilot, lambda: isinstance(app.screen, TeamScreen))
         screen = app.screen
         assert isinstance(screen, TeamScreen)

@@ -91,7 +91,7 @@ def test_defaults_without_file_or_env() -> None:
     assert s.reaper.sweep_interval == timedelta(minutes=1)
     assert s.reaper.lock_ttl == timedelta(seconds=2)
     assert s.reaper.concurrency == 32
-    assert s.reaper.warnings == [timedelta(minutes=10), timedelta(minutes=2)]
+    assert s.reaper.warnings == [timedelta(minutes=10), timedelta(minutes=2), timedelta(seconds=30)]
     assert s.security.admins == []
     assert s.security.admin_group is None
     assert s.security.cap_allowlist == [
@@ -322,7 +322,7 @@ tls_ca = "/etc/ssl/redis-ca.pem"
 def test_settings_serialise_durations_humanely() -> None:
     dumped = load_settings().model_dump(mode="json")
     assert dumped["limits"]["max_duration"] == "8h"
-    assert dumped["reaper"]["warnings"] == ["10m", "2m"]
+    assert dumped["reaper"]["warnings"] == ["10m", "2m", "30s"]
 
 
 # --- errors --------------------------------------------------------------------------------

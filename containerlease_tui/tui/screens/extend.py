@@ -16,9 +16,9 @@ from textual.widgets import Button, Input, Static
 from containerlease_tui.config import LimitSettings
 from containerlease_tui.durations import format_duration
 from containerlease_tui.leases import InvalidInput, bounded_duration, plan_extension
-from containerlease_tui.models import Lease
+from containerlease_tui.models import Lease, cost_for
 from containerlease_tui.sanitize import one_line
-from containerlease_tui.tui.formatting import lease_label, time_left
+from containerlease_tui.tui.formatting import lease_label, money, time_left
 
 PRESETS = ("15m", "30m", "1h", "2h")
 
@@ -89,7 +89,10 @@ class ExtendScreen(ModalScreen[str | None]):
         result.update(
             Content(
                 f"+{format_duration(amount)} → expires {new_expiry:%H:%M:%S} UTC "
-                f"(in {time_left((new_expiry - self.now).total_seconds())})"
+                f"(in {time_left((new_expiry - self.now).total_seconds())}); "
+                f"adds {money(cost_for(self.lease.hourly_rate, amount))}, "
+                f"{money(cost_for(self.lease.hourly_rate, new_expiry - self.lease.created_at))}"
+                " in all"
             )
         )
         self.query_one("#ok", Button).disabled = False

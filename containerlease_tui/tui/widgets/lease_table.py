@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -21,8 +22,15 @@ from containerlease_tui.display import format_cost
 from containerlease_tui.models import Lease, LeaseStatus, utcnow
 from containerlease_tui.sanitize import clean
 from containerlease_tui.tui.formatting import cost_cell, time_left_cell
-from containerlease_tui.tui.keys import TABLE_KEYS
+from containerlease_tui.tui.keys import TABLE_KEYS, TABLE_NAV
 from containerlease_tui.tui.widgets.inputs import FilterInput
+
+if TYPE_CHECKING:
+    from containerlease_tui.leases import ContainerState
+    from containerlease_tui.policy import LeasePolicy
+
+OVERDUE_NO_REAPER = "overdue — no reaper"
+OVERDUE = "overdue — being reaped"
 
 HISTORY = timedelta(hours=1)
 """Closed leases stay in the table this long after they ended."""
@@ -56,6 +64,34 @@ def _sort_key(lease: Lease) -> tuple[int, float]:
     return (1, -(lease.ended_at or lease.created_at).timestamp())
 
 
+def _by_left(lease: Lease) -> tuple[int, float]:
+    return (0 if lease.status.is_active else 1, lease.expires_at.timestamp())
+
+
+def _by_cost(lease: Lease) -> tuple[float]:
+    return (-float(lease.estimated_cost),)
+
+
+def _by_owner(lease: Lease) -> tuple[str, int, float]:
+    return (lease.owner, *_sort_key(lease))
+
+
+def _by_status(lease: Lease) -> tuple[str, int, float]:
+    return (lease.status.value, *_sort_key(lease))
+
+
+SORTS: tuple[tuple[str, Callable[[Lease], tuple[object, ...]]], ...] = (
+    ("newest (active first)", _sort_key),
+    ("time left", _by_left),
+    ("cost (highest first)", _by_cost),
+    ("owner", _by_owner),
+    ("status", _by_status),
+)
+"""The table's orders, in the order ``o`` (or a click on a header) steps through them."""
+SORT_COLUMNS = {"left": 1, "cost": 2, "owner": 3, "status": 4}
+"""Which order a click on a column header picks."""
+
+
 class LeaseTable(DataTable[Text | str]):
     """Leases, one per row keyed by lease id; status colours come from component classes.
 
@@ -63,11 +99,14 @@ class LeaseTable(DataTable[Text | str]):
     footer reads in the order people use it); the app runs them.
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = list(TABLE_KEYS)
+    BINDINGS: ClassVar[list[BindingType]] = [*TABLE_KEYS, *TABLE_NAV]
 
     COMPONENT_CLASSES = {f"lease-table--{status.value}" for status in LeaseStatus} | {
         "lease-table--id",
         "lease-table--mine",
+        "lease-table--soon",
+        "lease-table--urgent",
+        "lease-table--trouble",
     }
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -76,6 +115,12 @@ class LeaseTable(DataTable[Text | str]):
         self._shown: dict[str, Lease] = {}
         self._ticked: dict[tuple[str, str], str] = {}
         """(lease id, column) → the countdown or cost text last written."""
+        self.containers: dict[str, ContainerState] = {}
+        """What each lease's container really does (from the app's engine watch)."""
+        self.policy: LeasePolicy | None = None
+        """The warning points the time-left cell colours by (once the service is open)."""
+        self.reaper_running = True
+        """False with ``--no-reaper``: an overdue lease then says nobody will remove it."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -98,8 +143,30 @@ class LeaseTable(DataTable[Text | str]):
         return self._shown.get(str(key.value))
 
     def _status(self, lease: Lease) -> Text:
+        state = self.containers.get(lease.id)
+        if state is not None and state.trouble_for(lease):
+            style = self.get_component_rich_style("lease-table--trouble", partial=True)
+            return Text(state.describe(), style=style)
         style = self.get_component_rich_style(f"lease-table--{lease.status.value}", partial=True)
         return Text(lease.status.value, style=style)
+
+    def _left(self, lease: Lease, now: datetime) -> Text:
+        """The countdown, amber past the lease's first warning point, red past its second
+        (its only one, for a short lease);
+        an overdue lease says so (and whether a reaper will remove it)."""
+        if not lease.status.is_active:
+            return Text(time_left_cell(lease, now))
+        left = (lease.expires_at - now).total_seconds()
+        urgent = self.get_component_rich_style("lease-table--urgent", partial=True)
+        if left <= 0:
+            return Text(OVERDUE if self.reaper_running else OVERDUE_NO_REAPER, style=urgent)
+        points = self.policy.warning_points(lease) if self.policy is not None else []
+        style: Style | str = ""
+        if points and left <= points[min(1, len(points) - 1)].total_seconds():
+            style = urgent
+        elif points and left <= points[0].total_seconds():
+            style = self.get_component_rich_style("lease-table--soon", partial=True)
+        return Text(time_left_cell(lease, now), style=style)
 
     def _cells(self, lease: Lease, now: datetime) -> list[Text | str]:
         """Every cell a :class:`Text` (a ``str`` cell would be parsed as markup), every field
@@ -114,7 +181,7 @@ class LeaseTable(DataTable[Text | str]):
         return [
             name,
             self._status(lease),
-            Text(time_left_cell(lease, now)),
+            self._left(lease, now),
             Text(cost_cell(lease, now)),
             Text(_safe(lease.image)),
             Text(_safe(lease.owner), style=owner_style),
@@ -148,13 +215,15 @@ class LeaseTable(DataTable[Text | str]):
         ticked = self._ticked
         for lease in self._shown.values():
             if lease.status.is_active:
-                for key, text in (
-                    ("left", time_left_cell(lease, now)),
-                    ("cost", cost_cell(lease, now)),
+                for key, cell in (
+                    ("left", self._left(lease, now)),
+                    ("cost", Text(cost_cell(lease, now))),
                 ):
-                    if ticked.get((lease.id, key)) != text:
-                        ticked[(lease.id, key)] = text
-                        self.update_cell(lease.id, key, Text(text))
+                    # Only a cell whose look changed (the countdown's colour counts too).
+                    seen = f"{cell.plain}|{cell.style}"
+                    if ticked.get((lease.id, key)) != seen:
+                        ticked[(lease.id, key)] = seen
+                        self.update_cell(lease.id, key, cell)
 
     def select_lease(self, lease_id: str) -> None:
         """Put the cursor on a lease if it is shown."""
@@ -165,8 +234,11 @@ class LeaseTable(DataTable[Text | str]):
 class LeasesPane(Vertical):
     """Lease filter (``/``), scope (``a``: mine / all), table and totals."""
 
-    show_all: reactive[bool] = reactive(True)
+    show_all: reactive[bool] = reactive(False)
+    """Start on my leases, as ``containerlease ls`` does (``a``: everybody's)."""
     text_filter: reactive[str] = reactive("")
+    sort_index: reactive[int] = reactive(0)
+    """Which of :data:`SORTS` orders the table."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -179,6 +251,7 @@ class LeasesPane(Vertical):
             yield FilterInput(id="lease-filter", placeholder="/ filter leases", compact=True)
             yield Static(id="lease-scope")
         yield LeaseTable(id="lease-table")
+        yield Static(id="lease-detail")
         yield Static(id="lease-totals")
 
     @property
@@ -190,6 +263,77 @@ class LeasesPane(Vertical):
     def leases(self) -> dict[str, Lease]:
         """Every lease known to the pane, by id (shown or filtered out)."""
         return self._leases
+
+    @property
+    def containers(self) -> dict[str, ContainerState]:
+        """The real state of the leases' containers, by lease id."""
+        return self.table.containers
+
+    @property
+    def policy(self) -> LeasePolicy | None:
+        return self.table.policy
+
+    @policy.setter
+    def policy(self, policy: LeasePolicy) -> None:
+        self.table.policy = policy
+        self._refresh_rows()
+
+    @property
+    def reaper_running(self) -> bool:
+        return self.table.reaper_running
+
+    @reaper_running.setter
+    def reaper_running(self, running: bool) -> None:
+        self.table.reaper_running = running
+        self._refresh_rows()
+
+    def set_containers(self, states: dict[str, ContainerState]) -> None:
+        """What the engine says the containers do (rows change only where it differs)."""
+        if states == self.table.containers:
+            return
+        self.table.containers = dict(states)
+        self._refresh_rows()
+
+    @property
+    def sort_name(self) -> str:
+        return SORTS[self.sort_index][0]
+
+    def next_sort(self) -> None:
+        """The next order of :data:`SORTS`."""
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+
+    def watch_sort_index(self) -> None:
+        self._refresh_rows()
+
+    @on(DataTable.HeaderSelected, "#lease-table")
+    def _on_header(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        wanted = SORT_COLUMNS.get(str(event.column_key.value), 0)
+        self.sort_index = 0 if wanted == self.sort_index else wanted
+
+    @on(DataTable.RowHighlighted, "#lease-table")
+    def _on_highlight(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        """One line under the table on the selected lease: why it failed, what its container
+        really does, or that it is overdue."""
+        detail = self.query_one("#lease-detail", Static)
+        lease = self.table.selected
+        text = self.detail_text(lease) if lease is not None else None
+        detail.display = text is not None
+        if text is not None:
+            detail.update(Content.styled(text, "$error"))
+
+    def detail_text(self, lease: Lease) -> str | None:
+        """What the detail line says on ``lease`` (None: nothing worth a line)."""
+        name = _safe(lease.name)
+        if lease.status is LeaseStatus.FAILED and lease.error:
+            return f"{name} failed: {_safe(lease.error)}"
+        state = self.table.containers.get(lease.id)
+        if state is not None and state.trouble_for(lease):
+            return f"{name}: container {state.describe()} — the lease is still open and billed"
+        return None
 
     def set_user(self, user: str) -> None:
         """Whose leases are "mine" (once the service is open)."""
@@ -228,7 +372,7 @@ class LeasesPane(Vertical):
                 if needle not in hay:
                     continue
             out.append(lease)
-        return sorted(out, key=_sort_key)
+        return sorted(out, key=SORTS[self.sort_index][1])
 
     def _refresh_rows(self) -> None:
         if not self.is_mounted:
@@ -236,6 +380,7 @@ class LeasesPane(Vertical):
         shown = self.shown_leases()
         self.table.show(shown, self.now)
         self._show_totals(shown)
+        self._show_detail()
 
     def _show_totals(self, shown: list[Lease]) -> None:
         active = [lease for lease in shown if lease.status.is_active]

@@ -20,6 +20,12 @@ from containerlease_tui.tui.formatting import clock_text
 
 UNKNOWN = "reaper: unknown while Redis is down"
 STARTING = "reaper starting in this app…"
+NO_REAPER_OPEN = (
+    "no reaper running (--no-reaper) — expired leases stay until one runs",
+    "no reaper running — expired leases stay",
+    "no reaper running",
+)
+"""The app is open without a reaper: nothing removes leases now (not only once it closes)."""
 
 
 def _state(ok: bool | None) -> str:
@@ -60,6 +66,8 @@ class StatusBar(Widget):
     """True: running in this app; False: failed; None: not started here (``--no-reaper``)."""
     reaper: reactive[ReaperStatus | None] = reactive(None)
     """The live reapers, from the service (None: unknown, Redis is down)."""
+    reaper_disabled: reactive[bool] = reactive(False)
+    """The app runs without its reaper (``--no-reaper``)."""
     user: reactive[str] = reactive("")
     now: reactive[datetime] = reactive(utcnow)
 
@@ -100,6 +108,8 @@ class StatusBar(Widget):
             forms, state.ok = [UNKNOWN], None
         elif not reaper.alive and self.in_app_reaper:
             forms, state.ok = [STARTING], None  # its first heartbeat is on its way
+        elif not reaper.alive and self.reaper_disabled:
+            forms, state.ok = list(NO_REAPER_OPEN), False
         else:
             # The lines name the reapers' hosts, as their heartbeats in Redis say.
             forms, state.ok = [one_line(f) for f in reaper.forms(self.now)], reaper.alive
@@ -123,6 +133,10 @@ class StatusBar(Widget):
             self._services()
 
     def watch_reaper(self) -> None:
+        if self.is_mounted:
+            self._reaper()
+
+    def watch_reaper_disabled(self) -> None:
         if self.is_mounted:
             self._reaper()
 
