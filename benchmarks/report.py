@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 Doc = dict[str, Any]
-ORDER = ("provision", "reap", "store", "tui")
+ORDER = ("provision", "reap", "store", "tui", "footprint", "cli")
 
 
 def load(folder: Path) -> dict[str, Doc]:
@@ -118,6 +118,8 @@ def _goals(docs: dict[str, Doc]) -> str:
             shown = x(value, 3) if isinstance(value, int | float) else "—"
             if "lag p99" in g["goal"]:
                 shown = f"{ms(value)} ms"
+            elif name in ("footprint", "cli") and isinstance(value, int | float):
+                shown = f"{value:,.3g}"  # an absolute figure: its unit is in the target
             rows.append(
                 (name, g["goal"], g["target"], shown, verdict(g.get("met")), g.get("why", ""))
             )
@@ -480,6 +482,103 @@ def _tui(doc: Doc) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _footprint(doc: Doc) -> str:
+    res, rat = doc["results"], doc["ratios"]
+    rows = []
+    for key, found in res.items():
+        for variant in ("ours", "bare", "before"):
+            m = found.get(variant)
+            if not m:
+                continue
+            rows.append(
+                (
+                    key if variant == "ours" else "",
+                    {"ours": "ours", "bare": "bare Textual app", "before": "before (baseline)"}[
+                        variant
+                    ],
+                    f"{m['cpu_percent_per_app']:.2f}",
+                    f"{m['cpu_percent_total']:.2f}",
+                    mib(m["rss_per_app"]),
+                    f"{m['bytes_per_s_per_app']:,.0f}",
+                    f"{m['redis_commands_per_s']:.2f}",
+                    ms(m["first_row"]["p50"], 0),
+                )
+            )
+        r = rat.get(key, {})
+        if r:
+            rows.append(
+                (
+                    "",
+                    "ours ÷ bare",
+                    x(r.get("ours/bare cpu_percent_per_app")),
+                    "",
+                    x(r.get("ours/bare rss_per_app")),
+                    x(r.get("ours/bare bytes_per_s_per_app")),
+                    "",
+                    x(r.get("ours/bare first_row p50")),
+                )
+            )
+    parts = [
+        table(
+            (
+                "set",
+                "variant",
+                "CPU % per app",
+                "CPU % in all",
+                "RSS MiB per app",
+                "terminal bytes/s per app",
+                "Redis commands/s",
+                "launch → first row ms",
+            ),
+            rows,
+        )
+    ]
+    cmds = []
+    for key, found in res.items():
+        m = found.get("ours")
+        if m and m.get("redis_commands"):
+            listed = ", ".join(f"`{k}` {v}" for k, v in m["redis_commands"].items())
+            cmds.append(f"- {key} (ours, {m['window_s']:.0f} s): {listed}")
+    if cmds:
+        parts.append("Redis commands over the idle window:\n\n" + "\n".join(cmds))
+    return "\n\n".join(parts) + "\n"
+
+
+def _cli(doc: Doc) -> str:
+    res, rat = doc["results"], doc["ratios"]
+    rows = []
+    for name, m in res.items():
+        r = rat.get(name, {})
+        rows.append(
+            (
+                f"`{name}`",
+                m["n"],
+                ms(m["p50"], 0),
+                ms(m["p95"], 0),
+                x(r.get("÷ python -c pass p50")) if r else "",
+                x(r.get("÷ docker ps p50")) if r else "",
+                x(r.get("÷ redis-cli ping p50")) if r else "",
+                ", ".join(str(c) for c in m.get("exit_codes", [])),
+            )
+        )
+    return (
+        table(
+            (
+                "command",
+                "n",
+                "p50 ms",
+                "p95 ms",
+                "÷ python -c pass",
+                "÷ docker ps",
+                "÷ redis-cli ping",
+                "exit",
+            ),
+            rows,
+        )
+        + "\n"
+    )
+
+
 # --- explanations ----------------------------------------------------------------------------
 
 INTRO = """\
@@ -493,7 +592,7 @@ Run them with one command:
 ```sh
 scripts/bench                    # full run: JSON in benchmarks/results/, this file regenerated
 scripts/bench --quick            # small sizes, results in benchmarks/results/quick/, no doc change
-scripts/bench --only reap,store  # some groups (provision, reap, store, tui)
+scripts/bench --only reap,store  # some groups (provision, reap, store, tui, footprint, cli)
 scripts/bench --interval 30      # reaper poll interval for ours and the baselines (default 5 s)
 ```
 
@@ -573,6 +672,29 @@ aiodocker, batched every 50 ms like the log pane. **Memory**: resident memory wh
 prints 1,000,000 lines into the followed log pane; reference: a bare `Log(max_lines=10_000)`.
 **Goal: memory flat (< 10 % growth after the first 100,000 lines); the rest is reported as
 ratios against the bare widgets.**
+""",
+    "footprint": """\
+## 5. Footprint of idle apps
+
+Each app is the real `containerlease --no-reaper` on a pseudo-terminal of its own (160x50,
+`TERM=xterm-256color`, the guardian off), over 5, 50 or 500 lease records in Redis; 5 and 10
+apps run at once over 50. Reference, the same number at once: a bare Textual app
+(`benchmarks/footprint_bare.py`) with a `DataTable` of the same rows and a 1 s clock. After the
+first lease row shows and 3 s of settling, an idle window: CPU from `/proc/PID/stat`, RSS at
+its end, every byte the app writes to its terminal, and Redis `INFO commandstats` before and
+after (the set's commands, ours excluded). Launch → first row: process start to the first
+lease name in the terminal output. With `CONTAINERLEASE_BENCH_BASELINE_SRC` an older checkout
+is measured in the same run as `before`. **Goals (issue 19): ≤ 0.5 % of a core and ≤ 70 MiB for
+one idle app, ≤ 3 % and ≤ 5 Redis commands/s for 5 apps, ≤ 1 KiB/s of terminal output, ≤ 0.6 s
+to the first row.**
+""",
+    "cli": """\
+## 6. CLI latency
+
+Wall time of one command, process start to exit, 50 leases in Redis; every command once to warm
+up, then the rounds in shuffled order. References: `python -c pass` (the interpreter alone),
+`docker ps -q` and `redis-cli ping` (a client talking to the same services).
+**Goals: `ls --json` ≤ 0.25 s, `--help` ≤ 0.15 s.**
 """,
 }
 
@@ -679,7 +801,14 @@ def _reading(name: str, doc: Doc) -> str:
     return "\n".join(lines)
 
 
-RENDER = {"provision": _provision, "reap": _reap, "store": _store, "tui": _tui}
+RENDER = {
+    "provision": _provision,
+    "reap": _reap,
+    "store": _store,
+    "tui": _tui,
+    "footprint": _footprint,
+    "cli": _cli,
+}
 
 
 def render(docs: dict[str, Doc]) -> str:

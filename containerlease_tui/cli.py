@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
-import humanize
 
 from containerlease_tui import __version__
 from containerlease_tui.config import ConfigError, Settings, load_settings
@@ -160,6 +159,8 @@ class _WaitReport:
 
 
 def _size(value: int) -> str:
+    import humanize  # only for sizes: not worth its import time at start-up
+
     return humanize.naturalsize(value, binary=True)
 
 

@@ -74,6 +74,10 @@ class LeaseTable(DataTable[Text | str]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.user = ""
         self._shown: dict[str, Lease] = {}
+        self._user_shown = ""
+        self._ticking: dict[tuple[str, str], str] = {}
+        """(lease id, column key) → the text a ticking cell shows: a tick repaints only the
+        cells whose text changed (a countdown in minutes changes once a minute)."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -122,25 +126,43 @@ class LeaseTable(DataTable[Text | str]):
     def show(self, leases: list[Lease], now: datetime) -> None:
         """Show exactly these leases, in this order, keeping the cursor on the same lease."""
         order = [lease.id for lease in leases]
+        previous = self._shown if self._user_shown == self.user else {}
+        self._user_shown = self.user
         self._shown = {lease.id: lease for lease in leases}
         if [str(row.value) for row in self.rows] == order:
             for lease in leases:
+                if previous.get(lease.id) == lease:
+                    self._tick_row(lease, now)  # the same record: only its countdown moved
+                    continue
                 for (key, _), value in zip(COLUMNS, self._cells(lease, now), strict=True):
                     self.update_cell(lease.id, key, value)
+                self._remember(lease, now)
             return
         selected = self.selected
         self.clear()
+        self._ticking = {}
         for lease in leases:
             self.add_row(*self._cells(lease, now), key=lease.id)
+            self._remember(lease, now)
         if selected is not None and selected.id in self._shown:
             self.move_cursor(row=self.get_row_index(selected.id), animate=False)
 
+    def _remember(self, lease: Lease, now: datetime) -> None:
+        self._ticking[lease.id, "left"] = time_left_cell(lease, now)
+        self._ticking[lease.id, "cost"] = cost_cell(lease, now)
+
+    def _tick_row(self, lease: Lease, now: datetime) -> None:
+        for key, text in (("left", time_left_cell(lease, now)), ("cost", cost_cell(lease, now))):
+            if self._ticking.get((lease.id, key)) != text:
+                self._ticking[lease.id, key] = text
+                self.update_cell(lease.id, key, Text(text))
+
     def tick(self, now: datetime) -> None:
-        """Move the countdowns and the accrued costs on."""
+        """Move the countdowns and the accrued costs on: only the cells whose text changed are
+        updated (and so repainted); an idle table with nothing due costs nothing."""
         for lease in self._shown.values():
             if lease.status.is_active:
-                self.update_cell(lease.id, "left", Text(time_left_cell(lease, now)))
-                self.update_cell(lease.id, "cost", Text(cost_cell(lease, now)))
+                self._tick_row(lease, now)
 
     def select_lease(self, lease_id: str) -> None:
         """Put the cursor on a lease if it is shown."""
