@@ -114,6 +114,7 @@ class Term:
 
     argv: list[str]
     env: dict[str, str]
+    cwd: str = str(ROOT)
     started: float = 0.0
     first_row: float | None = None
     written: int = 0
@@ -132,7 +133,7 @@ class Term:
             stdout=slave,
             stderr=slave,
             env=self.env,
-            cwd=str(ROOT),
+            cwd=self.cwd,
             start_new_session=True,
             close_fds=True,
         )
@@ -248,7 +249,8 @@ async def _idle_set(
         argv = [sys.executable, "-m", "benchmarks.footprint_bare", str(rows_file)]
     else:
         argv = [sys.executable, "-m", "containerlease_tui", "--no-reaper"]
-    terms = [Term(argv, _app_env(env, prefix, config, src)) for _ in range(apps)]
+    # ``-m`` puts the working directory first on sys.path: the baseline runs from its own.
+    terms = [Term(argv, _app_env(env, prefix, config, src), src or str(ROOT)) for _ in range(apps)]
     client = aioredis.Redis.from_url(env.redis_url, decode_responses=True)
     try:
         for term in terms:
@@ -433,8 +435,9 @@ async def run(env: BenchEnv, machine: dict[str, Any]) -> Result:
 
 
 def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
+    cwd = env.get("PYTHONPATH") or str(ROOT)  # ``-m`` looks in the working directory first
     t0 = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, timeout=60, check=False)
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, timeout=60, check=False)
     return time.perf_counter() - t0, done.returncode
 
 

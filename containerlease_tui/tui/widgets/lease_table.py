@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.coordinate import Coordinate
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from containerlease_tui.display import format_cost
 from containerlease_tui.models import Lease, LeaseStatus, utcnow
@@ -155,7 +156,30 @@ class LeaseTable(DataTable[Text | str]):
         for key, text in (("left", time_left_cell(lease, now)), ("cost", cost_cell(lease, now))):
             if self._ticking.get((lease.id, key)) != text:
                 self._ticking[lease.id, key] = text
-                self.update_cell(lease.id, key, Text(text))
+                self.set_ticking_cell(lease.id, key, text)
+
+    def set_ticking_cell(self, lease_id: str, key: str, text: str) -> None:
+        """Change one countdown or cost cell and repaint that cell alone.
+
+        ``DataTable.update_cell`` repaints the whole table (every visible row goes to the
+        terminal again, ~12 KiB a second for a countdown); the text of a ticking cell changes
+        but never its width, so this sets the cell the way ``update_cell`` does and refreshes
+        only the cell's region. Falls back to ``update_cell`` if Textual's internals move.
+        """
+        row, column = RowKey(lease_id), ColumnKey(key)
+        try:
+            cells = self._data.get(row, {})
+            row_index = self._row_locations.get(row)
+            column_index = self._column_locations.get(column)
+        except AttributeError:
+            row_index = column_index = None
+        if row_index is None or column_index is None or column not in cells:
+            self.update_cell(lease_id, key, Text(text))  # (raises CellDoesNotExist if gone)
+            return
+        where = Coordinate(row_index, column_index)
+        cells[column] = Text(text)
+        self._update_count += 1
+        self.refresh_coordinate(where)
 
     def tick(self, now: datetime) -> None:
         """Move the countdowns and the accrued costs on: only the cells whose text changed are
