@@ -71,7 +71,8 @@ class BareApp(App[None]):
             if self.shown[row["id"]] != text:
                 self.shown[row["id"]] = text
                 table.update_cell(row["id"], "Time left", text)
-        self.query_one("#clock", Static).update(datetime.now(UTC).strftime("%H:%M:%S UTC"))
+        clock = datetime.now(UTC).strftime("%H:%M:%S UTC")
+        self.query_one("#clock", Static).update(clock, layout=False)  # same width every second
 
 
 if __name__ == "__main__":

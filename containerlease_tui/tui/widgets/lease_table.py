@@ -75,7 +75,6 @@ class LeaseTable(DataTable[Text | str]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.user = ""
         self._shown: dict[str, Lease] = {}
-        self._user_shown = ""
         self._ticking: dict[tuple[str, str], str] = {}
         """(lease id, column key) → the text a ticking cell shows: a tick repaints only the
         cells whose text changed (a countdown in minutes changes once a minute)."""
@@ -83,6 +82,15 @@ class LeaseTable(DataTable[Text | str]):
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """Once idle, DataTable sizes the columns to the new rows, but keeps the lines it
+        already rendered at the old widths; until now the next countdown tick repainted them
+        (every second, the whole table). Ticks repaint only changed cells now, so the table
+        repaints itself once after sizing."""
+        super()._update_dimensions(new_rows)
+        self._update_count += 1
+        self.refresh()
 
     @property
     def shown(self) -> dict[str, Lease]:
@@ -127,14 +135,9 @@ class LeaseTable(DataTable[Text | str]):
     def show(self, leases: list[Lease], now: datetime) -> None:
         """Show exactly these leases, in this order, keeping the cursor on the same lease."""
         order = [lease.id for lease in leases]
-        previous = self._shown if self._user_shown == self.user else {}
-        self._user_shown = self.user
         self._shown = {lease.id: lease for lease in leases}
         if [str(row.value) for row in self.rows] == order:
             for lease in leases:
-                if previous.get(lease.id) == lease:
-                    self._tick_row(lease, now)  # the same record: only its countdown moved
-                    continue
                 for (key, _), value in zip(COLUMNS, self._cells(lease, now), strict=True):
                     self.update_cell(lease.id, key, value)
                 self._remember(lease, now)
