@@ -18,7 +18,7 @@ from typing import Any
 from benchmarks import report
 from benchmarks.common import DOCS, RESULTS, BenchEnv, Result, cleanup, log, machine_info
 
-GROUPS = ("provision", "reap", "store", "tui", "logs")
+GROUPS = ("provision", "reap", "store", "tui", "logs", "footprint", "cli")
 
 
 async def _group(name: str, env: BenchEnv, machine: dict[str, Any]) -> Result:
@@ -31,6 +31,10 @@ async def _group(name: str, env: BenchEnv, machine: dict[str, Any]) -> Result:
         from benchmarks.store_scaling import run as runner
     elif name == "logs":
         from benchmarks.log_flood import run as runner
+    elif name == "footprint":
+        from benchmarks.footprint import run as runner
+    elif name == "cli":
+        from benchmarks.footprint import run_cli as runner
     else:
         from benchmarks.tui_load import run as runner
     return await runner(env, machine)

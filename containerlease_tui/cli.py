@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-import humanize
 
 from containerlease_tui import __version__
 from containerlease_tui.config import ConfigError, Settings, load_settings
@@ -212,6 +211,8 @@ class _WaitReport:
 
 
 def _size(value: int) -> str:
+    import humanize  # only for sizes: not worth its import time at start-up
+
     return humanize.naturalsize(value, binary=True)
 
 

@@ -29,10 +29,10 @@ from containerlease_tui.engine import (
     ContainerInfo,
     ContainerSpec,
     ContainerStats,
-    Engine,
     EngineError,
     EngineUnavailable,
     ImageUnavailable,
+    LazyEngine,
 )
 from containerlease_tui.engine import (
     ExecResult as ExecResult,  # re-exported: the shells' type for LeaseService.exec
@@ -340,7 +340,9 @@ class LeaseService:
     @classmethod
     def open(cls, settings: Settings, user: str | None = None) -> LeaseService:
         """The app factory: connections are made lazily, so this never blocks or fails."""
-        return cls(settings, LeaseStore.from_settings(settings), Engine(settings.docker), user=user)
+        return cls(
+            settings, LeaseStore.from_settings(settings), LazyEngine(settings.docker), user=user
+        )
 
     async def close(self) -> None:
         await self.engine.close()

@@ -23,19 +23,14 @@ used to live.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from containerlease_tui.engine.cleanup import Removal, remove_lease_containers
-from containerlease_tui.engine.client import (
-    IMAGE_SEEN_TTL,
-    REMOVAL_WAIT,
-    STATS_EXTRA,
-    STOP_GRACE,
-    Engine,
-)
 from containerlease_tui.engine.errors import EngineError, EngineUnavailable, ImageUnavailable
-from containerlease_tui.engine.logs import MAX_LINE
+from containerlease_tui.engine.lazy import LazyEngine
 from containerlease_tui.engine.ownership import NotOurs, own_container
 from containerlease_tui.engine.protocol import Runtime
-from containerlease_tui.engine.pull import PULL_STALL
 from containerlease_tui.engine.types import (
     EXEC_OUTPUT_LIMIT,
     ContainerInfo,
@@ -46,6 +41,39 @@ from containerlease_tui.engine.types import (
     PullProgress,
 )
 from containerlease_tui.labels import LABEL_EXPIRES, LABEL_INSTANCE, LABEL_LEASE, LABEL_OWNER
+
+if TYPE_CHECKING:
+    from containerlease_tui.engine.client import (
+        IMAGE_SEEN_TTL,
+        REMOVAL_WAIT,
+        STATS_EXTRA,
+        STOP_GRACE,
+        Engine,
+    )
+    from containerlease_tui.engine.logs import MAX_LINE
+    from containerlease_tui.engine.pull import PULL_STALL
+
+_LAZY = {
+    "Engine": "client",
+    "IMAGE_SEEN_TTL": "client",
+    "REMOVAL_WAIT": "client",
+    "STATS_EXTRA": "client",
+    "STOP_GRACE": "client",
+    "MAX_LINE": "logs",
+    "PULL_STALL": "pull",
+}
+"""Names whose modules import aiodocker and aiohttp: loaded on first access (PEP 562), so a
+command that only talks to Redis never pays for them (``engine.lazy``)."""
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EXEC_OUTPUT_LIMIT",
@@ -68,6 +96,7 @@ __all__ = [
     "ExecResult",
     "HostInfo",
     "ImageUnavailable",
+    "LazyEngine",
     "NotOurs",
     "PullProgress",
     "Removal",
@@ -77,6 +106,7 @@ __all__ = [
 ]
 
 
-def _engine_is_a_runtime(engine: Engine) -> Runtime:
-    """Never called: mypy proves here that :class:`Engine` satisfies :class:`Runtime`."""
-    return engine
+def _engine_is_a_runtime(engine: Engine, lazy: LazyEngine) -> tuple[Runtime, Runtime]:
+    """Never called: mypy proves here that :class:`Engine` and :class:`LazyEngine` satisfy
+    :class:`Runtime`."""
+    return engine, lazy

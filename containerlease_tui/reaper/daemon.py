@@ -13,7 +13,6 @@ from collections.abc import Awaitable
 from containerlease_tui import __version__
 from containerlease_tui.config import Settings, redact_url
 from containerlease_tui.durations import format_duration
-from containerlease_tui.engine import Engine
 from containerlease_tui.reaper.context import PassResult
 from containerlease_tui.reaper.logs import LOGGER_NAME, crash_text, json_handler, one_line
 from containerlease_tui.reaper.loop import Reaper
@@ -123,6 +122,8 @@ async def run_headless(settings: Settings, *, once: bool, dry_run: bool) -> int:
     handler = json_handler()
     log.addHandler(handler)
     store = LeaseStore.from_settings(settings)
+    from containerlease_tui.engine import Engine  # aiodocker: only once a reaper runs
+
     engine = Engine(settings.docker)
     reaper = Reaper(settings, store, engine, mode="headless", dry_run=dry_run, log=log)
     stop = asyncio.Event()

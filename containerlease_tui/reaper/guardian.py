@@ -24,7 +24,6 @@ from typing import Final
 from platformdirs import user_state_dir
 
 from containerlease_tui.config import Settings
-from containerlease_tui.engine import Engine
 from containerlease_tui.reaper.logs import LOGGER_NAME, crash_text, json_handler, one_line
 from containerlease_tui.reaper.loop import Reaper
 from containerlease_tui.spawn import spawn_detached
@@ -143,6 +142,8 @@ async def run_guardian(settings: Settings) -> int:
     handler = json_handler()
     log.addHandler(handler)
     store = LeaseStore.from_settings(settings)
+    from containerlease_tui.engine import Engine  # aiodocker: only once a reaper runs
+
     engine = Engine(settings.docker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import humanize
-
 from containerlease_tui.display import format_cost, format_rate, time_left
 from containerlease_tui.models import Lease
 from containerlease_tui.sanitize import clean
@@ -51,4 +49,6 @@ def clock_text(now: datetime) -> str:
 
 def size(value: int) -> str:
     """Bytes as ``12.3 MiB``."""
+    import humanize  # only for sizes: not worth its import time at start-up
+
     return humanize.naturalsize(value, binary=True)

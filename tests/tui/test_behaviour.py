@@ -6,6 +6,7 @@ These need neither Redis nor Docker; the real-service flow is in ``test_integrat
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from containerlease_tui.config import DockerSettings, RedisSettings
 from containerlease_tui.logflow import SkipMarker, is_marker
 from containerlease_tui.models import EventType, FailureKind, LeaseStatus
 from containerlease_tui.tui import create_app
+from containerlease_tui.tui.formatting import time_left_cell
 from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen
 from containerlease_tui.tui.widgets import log_pane
 
@@ -327,6 +329,48 @@ async def test_countdown_moves_every_second() -> None:
         await settle(pilot, lambda: left() == "2 min 4 s", within=2.5, what="the next tick")
         clock.advance(1)
         await settle(pilot, lambda: left() == "2 min 3 s", within=2.5, what="the tick after")
+
+
+async def test_a_tick_updates_only_the_cells_whose_text_changed() -> None:
+    """Issue 19: an idle table repaints a few cells a second, not every countdown and cost."""
+    clock = ManualClock(NOW)
+    app, _service, _ = make(clock=clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        pane = app.main.leases
+        table = pane.table
+        await pilot.pause()
+        updated: list[tuple[str, str]] = []
+        original = table.set_ticking_cell
+
+        def spy(lease_id: str, key: str, text: str) -> None:
+            updated.append((lease_id, key))
+            original(lease_id, key, text)
+
+        def whole(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("a tick must not update whole rows")
+
+        table.set_ticking_cell = spy  # type: ignore[method-assign]
+        table.update_cell = whole  # type: ignore[method-assign]
+        pane.tick(clock.now)  # nothing moved
+        assert updated == []
+        # the demo deadlines are whole minutes from NOW: step away from the minute boundary
+        pane.tick(clock.now + timedelta(seconds=10))
+        updated.clear()
+        later = clock.now + timedelta(seconds=11)
+        pane.tick(later)
+        active = [lease for lease in table.shown.values() if lease.status.is_active]
+        short = [lease.id for lease in active if lease.seconds_left(later) < 3600]
+        assert set(updated) >= {(lease_id, "left") for lease_id in short}
+        assert {column for _, column in updated} <= {"left", "cost"}
+        assert len(updated) == len(set(updated))
+        assert all(lease_id in {x.id for x in active} for lease_id, _ in updated)
+        # a lease with hours left shows whole minutes: a second later its cell is untouched
+        long = [x.id for x in active if x.seconds_left(later) > 3600 + 60]
+        assert not {(lease_id, "left") for lease_id in long} & set(updated)
+        # and the cell shows the new text
+        lease = active[0]
+        assert str(table.get_cell(lease.id, "left")) == time_left_cell(lease, later)
 
 
 async def test_closed_leases_age_out_of_the_table() -> None:

@@ -17,6 +17,7 @@ from textual.content import Content
 from textual.coordinate import Coordinate
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from containerlease_tui.display import format_cost
 from containerlease_tui.models import Lease, LeaseStatus, utcnow
@@ -113,18 +114,28 @@ class LeaseTable(DataTable[Text | str]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.user = ""
         self._shown: dict[str, Lease] = {}
-        self._ticked: dict[tuple[str, str], str] = {}
-        """(lease id, column) → the countdown or cost text last written."""
         self.containers: dict[str, ContainerState] = {}
         """What each lease's container really does (from the app's engine watch)."""
         self.policy: LeasePolicy | None = None
         """The warning points the time-left cell colours by (once the service is open)."""
         self.reaper_running = True
         """False with ``--no-reaper``: an overdue lease then says nobody will remove it."""
+        self._ticking: dict[tuple[str, str], str] = {}
+        """(lease id, column key) → the text a ticking cell shows: a tick repaints only the
+        cells whose text changed (a countdown in minutes changes once a minute)."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """Once idle, DataTable sizes the columns to the new rows, but keeps the lines it
+        already rendered at the old widths; until now the next countdown tick repainted them
+        (every second, the whole table). Ticks repaint only changed cells now, so the table
+        repaints itself once after sizing."""
+        super()._update_dimensions(new_rows)
+        self._update_count += 1
+        self.refresh()
 
     @property
     def shown(self) -> dict[str, Lease]:
@@ -192,38 +203,64 @@ class LeaseTable(DataTable[Text | str]):
         """Show exactly these leases, in this order, keeping the cursor on the same lease."""
         order = [lease.id for lease in leases]
         self._shown = {lease.id: lease for lease in leases}
-        # The next tick writes every countdown and cost once more: DataTable sizes its columns
-        # when idle but keeps the rows it rendered before that until a cell is written, so a
-        # table whose text never changes (a fixed clock) would keep its first, narrow look.
-        self._ticked = {}
         if [str(row.value) for row in self.rows] == order:
             for lease in leases:
                 for (key, _), value in zip(COLUMNS, self._cells(lease, now), strict=True):
                     self.update_cell(lease.id, key, value)
+                self._remember(lease, now)
             return
         selected = self.selected
         self.clear()
+        self._ticking = {}
         for lease in leases:
             self.add_row(*self._cells(lease, now), key=lease.id)
+            self._remember(lease, now)
         if selected is not None and selected.id in self._shown:
             self.move_cursor(row=self.get_row_index(selected.id), animate=False)
 
+    def _ticking_cells(self, lease: Lease, now: datetime) -> tuple[tuple[str, Text], ...]:
+        return (("left", self._left(lease, now)), ("cost", Text(cost_cell(lease, now))))
+
+    def _remember(self, lease: Lease, now: datetime) -> None:
+        for key, cell in self._ticking_cells(lease, now):
+            self._ticking[lease.id, key] = _look(cell)
+
+    def _tick_row(self, lease: Lease, now: datetime) -> None:
+        for key, cell in self._ticking_cells(lease, now):
+            look = _look(cell)  # the countdown's colour counts, not only its text
+            if self._ticking.get((lease.id, key)) != look:
+                self._ticking[lease.id, key] = look
+                self.set_ticking_cell(lease.id, key, cell)
+
+    def set_ticking_cell(self, lease_id: str, key: str, cell: Text) -> None:
+        """Change one countdown or cost cell and repaint that cell alone.
+
+        ``DataTable.update_cell`` repaints the whole table (every visible row goes to the
+        terminal again, ~12 KiB a second for a countdown); the text of a ticking cell changes
+        but never its width, so this sets the cell the way ``update_cell`` does and refreshes
+        only the cell's region. Falls back to ``update_cell`` if Textual's internals move.
+        """
+        row, column = RowKey(lease_id), ColumnKey(key)
+        try:
+            cells = self._data.get(row, {})
+            row_index = self._row_locations.get(row)
+            column_index = self._column_locations.get(column)
+        except AttributeError:
+            row_index = column_index = None
+        if row_index is None or column_index is None or column not in cells:
+            self.update_cell(lease_id, key, cell)  # (raises CellDoesNotExist if gone)
+            return
+        where = Coordinate(row_index, column_index)
+        cells[column] = cell
+        self._update_count += 1
+        self.refresh_coordinate(where)
+
     def tick(self, now: datetime) -> None:
-        """Move the countdowns and the accrued costs on: only the cells whose text changed
-        (most countdowns and costs do not change every second), so a big table does not cost
-        the other panes a repaint's worth of work each second."""
-        ticked = self._ticked
+        """Move the countdowns and the accrued costs on: only the cells whose look changed are
+        updated (and so repainted); an idle table with nothing due costs nothing."""
         for lease in self._shown.values():
             if lease.status.is_active:
-                for key, cell in (
-                    ("left", self._left(lease, now)),
-                    ("cost", Text(cost_cell(lease, now))),
-                ):
-                    # Only a cell whose look changed (the countdown's colour counts too).
-                    seen = f"{cell.plain}|{cell.style}"
-                    if ticked.get((lease.id, key)) != seen:
-                        ticked[(lease.id, key)] = seen
-                        self.update_cell(lease.id, key, cell)
+                self._tick_row(lease, now)
 
     def select_lease(self, lease_id: str) -> None:
         """Put the cursor on a lease if it is shown."""
@@ -430,3 +467,8 @@ class LeasesPane(Vertical):
     def focus_filter(self) -> None:
         """Put the cursor in the text filter (the ``/`` key)."""
         self.query_one("#lease-filter", Input).focus()
+
+
+def _look(cell: Text) -> str:
+    """What a ticking cell shows: its text and its style."""
+    return f"{cell.plain}|{cell.style}"

@@ -115,13 +115,14 @@ class StatusBar(Widget):
             forms, state.ok = [one_line(f) for f in reaper.forms(self.now)], reaper.alive
         state.line, state.forms = forms[0], tuple(forms)
 
-    def _user(self) -> None:
+    def _user(self, *, layout: bool = True) -> None:
         self.query_one("#status-user", Static).update(
             Content.from_markup(
                 "[dim]│[/] $user [dim]│[/] $clock",
                 user=one_line(self.user or "…"),
                 clock=clock_text(self.now),
-            )
+            ),
+            layout=layout,
         )
 
     def watch_redis_ok(self) -> None:
@@ -149,5 +150,7 @@ class StatusBar(Widget):
             self._user()
 
     def watch_now(self) -> None:
+        # The clock keeps its width, so no layout pass: with one, every second repainted the
+        # whole screen (the lease table included), not just the clock.
         if self.is_mounted:
-            self._user()
+            self._user(layout=False)
