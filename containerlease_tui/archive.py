@@ -118,6 +118,8 @@ def unpack(data: bytes, destination: Path) -> list[str]:
             top = members[0].name.split("/", 1)[0]
             checked: list[tarfile.TarInfo] = []
             for member in members:
+                if member.name.startswith("/") or ".." in member.name.split("/"):
+                    raise ArchiveError(f"refused archive entry {member.name[:80]!r}")
                 if rename is not None:
                     head, sep, rest = member.name.partition("/")
                     if head != top:

@@ -24,7 +24,8 @@ import aiodocker
 import pytest
 import redis
 
-from containerlease_tui.config import Settings, load_settings
+from containerlease_tui.config import DockerSettings, Settings, load_settings
+from containerlease_tui.engine import Engine, EngineError
 from containerlease_tui.labels import LABEL_INSTANCE, volume_engine_name, volume_labels
 from containerlease_tui.leases import InvalidInput, LeaseService, ProvisionRequest
 
@@ -65,9 +66,7 @@ def network() -> Iterator[str]:
 @pytest.fixture
 def lc_config(config_file: Path, test_image: str, network: str) -> Path:
     """The test config, with an image that publishes a port and has a working directory."""
-    text = config_file.read_text().replace(
-        "[docker]\n", f'[docker]\nnetwork = "{network}"\n', 1
-    )
+    text = config_file.read_text().replace("[docker]\n", f'[docker]\nnetwork = "{network}"\n', 1)
     text += f"""
 [images.web]
 ref = "{test_image}"
@@ -94,14 +93,13 @@ def lc_settings(lc_config: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 async def cleanup_volumes(docker_url: str, key_prefix: str) -> AsyncIterator[None]:
     """Remove this test's named volumes (by the instance label) when it ends."""
     yield
-    client = aiodocker.Docker(url=docker_url)
+    engine = Engine(DockerSettings(url=docker_url))
     try:
-        data = await client.volumes.list(filters={"label": [f"{LABEL_INSTANCE}={key_prefix}"]})
-        for volume in data.get("Volumes") or []:
-            with contextlib.suppress(aiodocker.DockerError):
-                await aiodocker.volumes.DockerVolume(client, volume["Name"]).delete()
+        for volume in await engine.list_volumes([f"{LABEL_INSTANCE}={key_prefix}"]):
+            with contextlib.suppress(EngineError):
+                await engine.remove_volume(volume.name)
     finally:
-        await client.close()
+        await engine.close()
 
 
 class Cli:
@@ -212,9 +210,7 @@ def test_ports_publish_on_the_configured_address_only(cli: Cli, docker_url: str)
 
 
 def test_cmd_and_workdir_take_effect(cli: Cli) -> None:
-    lease = cli.json(
-        "provision", "busybox", "--cmd", "sleep 3600", "--workdir", "/etc", "--wait"
-    )
+    lease = cli.json("provision", "busybox", "--cmd", "sleep 3600", "--workdir", "/etc", "--wait")
     assert lease["cmd"] == ["sleep", "3600"] and lease["workdir"] == "/etc"
     lid = str(lease["id"])
     assert _exec(cli, lid, "pwd").strip() == "/etc"
@@ -261,12 +257,11 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert not list(r.scan_iter(match=f"{key_prefix}:lease:*"))
 
     async def volumes() -> list[object]:
-        client = aiodocker.Docker(url=docker_url)
+        engine = Engine(DockerSettings(url=docker_url))
         try:
-            data = await client.volumes.list(filters={"label": [f"{LABEL_INSTANCE}={key_prefix}"]})
-            return list(data.get("Volumes") or [])
+            return list(await engine.list_volumes([f"{LABEL_INSTANCE}={key_prefix}"]))
         finally:
-            await client.close()
+            await engine.close()
 
     assert asyncio.run(volumes()) == []
 
@@ -317,13 +312,13 @@ def test_a_named_volume_outlives_its_lease_and_is_its_owners(
 
 @pytest.mark.usefixtures("cleanup_volumes")
 async def test_a_volume_made_under_anothers_name_is_refused(
-    lc_settings: Settings, docker: aiodocker.Docker, key_prefix: str
+    lc_settings: Settings, docker_url: str, key_prefix: str
 ) -> None:
     # Someone with the Docker socket makes the volume bob's "work" would be, labelled as alice's.
     engine_name = volume_engine_name(key_prefix, "cl-bob-test", "work")
-    await docker.volumes.create(
-        {"Name": engine_name, "Labels": volume_labels(key_prefix, "cl-alice-test", "work")}
-    )
+    engine = Engine(DockerSettings(url=docker_url))
+    await engine.ensure_volume(engine_name, volume_labels(key_prefix, "cl-alice-test", "work"))
+    await engine.close()
     bob = LeaseService.open(lc_settings, user="cl-bob-test")
     try:
         with pytest.raises(InvalidInput, match="not labelled as yours"):
@@ -348,9 +343,10 @@ async def test_the_reaper_leaves_named_volumes(
         stop = asyncio.Event()
         reaper = asyncio.create_task(service.run_reaper(stop, mode="in-app"))
         try:
-            async with asyncio.timeout(30):
-                while (await service.resolve(lease.id)).status.value != "expired":
-                    await asyncio.sleep(0.2)
+            deadline = time.monotonic() + 30
+            while (await service.resolve(lease.id)).status.value != "expired":
+                assert time.monotonic() < deadline, "the reaper did not expire the lease"
+                await asyncio.sleep(0.2)
         finally:
             stop.set()
             await reaper
@@ -458,10 +454,12 @@ def test_cp_out_refuses_an_archive_that_escapes(cli: Cli, tmp_path: Path) -> Non
 def test_cp_bad_input(cli: Cli, tmp_path: Path, args: list[str], text: str) -> None:
     lease = cli.json("provision", "busybox", "--wait")
     lid = str(lease["id"])
-    done = cli("cp", *(a.format(lid=lid) for a in args), cwd=tmp_path)
+    here = tmp_path / "here"
+    here.mkdir()
+    done = cli("cp", *(a.format(lid=lid) for a in args), cwd=here)
     assert done.returncode in (1, 2)
     _one_line(done, done.returncode, text)
-    assert list(tmp_path.iterdir()) == []
+    assert list(here.iterdir()) == []
 
 
 # --- the host side of cp, with archives no engine would make ------------------------------------
