@@ -106,6 +106,7 @@ def test_the_doc_lists_every_json_command() -> None:
     assert set(_doc_commands()) == _json_commands(cli_group)
 
 
+@pytest.mark.timeout(360)  # volumes and cp added a second lease and five more CLI runs
 def test_every_documented_field_is_in_the_output_and_nothing_else(cli: Cli) -> None:
     shapes = {"Lease", "Status", "Image", "Doctor", "Store", "Volume", "Removed", "Copy"}
     for prints in _doc_commands().values():

@@ -169,6 +169,7 @@ def _exec(cli: Cli, lease: str, *cmd: str) -> str:
 # --- 1. ports ----------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(300)
 def test_published_port_answers_and_shows_in_ls_and_status(cli: Cli) -> None:
     lease = cli.json("provision", "web", "-p", "9090", "-p", "53/udp", "--wait")
     ports = lease["ports"]
@@ -270,6 +271,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
 
 
 @pytest.mark.usefixtures("cleanup_volumes")
+@pytest.mark.timeout(360)  # a dozen CLI runs, each a fresh interpreter, on a loaded box
 def test_a_named_volume_outlives_its_lease_and_is_its_owners(
     cli: Cli, lc_settings: Settings
 ) -> None:
@@ -394,6 +396,7 @@ def _tree(root: Path) -> None:
 
 
 @pytest.mark.parametrize("state", ["running", "stopped"])
+@pytest.mark.timeout(300)
 def test_cp_in_and_out(cli: Cli, tmp_path: Path, state: str) -> None:
     _tree(tmp_path)
     lease = cli.json("provision", "busybox", "--wait")

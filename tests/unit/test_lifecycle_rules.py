@@ -51,7 +51,8 @@ def test_cmd_and_workdir(policy: LeasePolicy) -> None:
     checked = policy.validate(ProvisionRequest("web", cmd="sh -c 'echo a b'", workdir="/tmp/"))
     assert checked.cmd == ["sh", "-c", "echo a b"] and checked.workdir == "/tmp"
     assert policy.validate(ProvisionRequest("web", cmd="  ")).cmd is None
-    for cmd in ["a\x00b", "'open", "x" * 5000, ["", "x"]]:
+    bad: list[str | list[str]] = ["a\x00b", "'open", "x" * 5000, ["", "x"]]
+    for cmd in bad:
         with pytest.raises(InvalidInput, match="command"):
             policy.validate(ProvisionRequest("web", cmd=cmd))
     for workdir in ["rel", "/a/../b", "/a/./b", "//x", "/a b", "/a:b", "/" + "x" * 300]:
