@@ -506,3 +506,74 @@ def test_unpack_refuses_hostile_entries(tmp_path: Path, make: Callable[[], bytes
     with pytest.raises(ArchiveError, match="refused"):
         unpack(make(), dest)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b"]
+
+
+# --- 6. health --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def health_image(docker_url: str, test_image: str) -> Iterator[str]:
+    """The test image with a HEALTHCHECK (healthy once /tmp/ok exists), made by committing a
+    container with a health check config: the image then carries it, as a Dockerfile's would."""
+    tag = f"containerlease-test:health-{secrets.token_hex(3)}"
+    repo, _, version = tag.partition(":")
+
+    async def make() -> None:
+        client = aiodocker.Docker(url=docker_url)
+        try:
+            container = await client.containers.create({"Image": test_image, "Cmd": ["true"]})
+            await container.commit(
+                repository=repo,
+                tag=version,
+                config={
+                    "Healthcheck": {
+                        "Test": ["CMD-SHELL", "test -f /tmp/ok"],
+                        "Interval": 300_000_000,
+                        "StartPeriod": 0,
+                        "Retries": 1,
+                    }
+                },
+            )
+            await container.delete(force=True)
+        finally:
+            await client.close()
+
+    async def drop() -> None:
+        client = aiodocker.Docker(url=docker_url)
+        try:
+            with contextlib.suppress(aiodocker.DockerError):
+                await client.images.delete(tag, force=True)
+        finally:
+            await client.close()
+
+    asyncio.run(make())
+    yield tag
+    asyncio.run(drop())
+
+
+@pytest.mark.timeout(300)
+def test_status_shows_the_images_healthcheck_state(lc_config: Path, health_image: str) -> None:
+    lc_config.write_text(
+        lc_config.read_text()
+        + f"""
+[images.checked]
+ref = "{health_image}"
+hourly_rate = "0.10"
+memory = "64m"
+"""
+    )
+    cli = Cli(lc_config)
+    lease = cli.json("provision", "checked", "--wait")
+    lid = str(lease["id"])
+
+    def health() -> object:
+        return cli.json("status", lid)["health"]
+
+    deadline = time.monotonic() + 60
+    while health() != "unhealthy":
+        assert time.monotonic() < deadline, "never unhealthy"
+    _exec(cli, lid, "touch", "/tmp/ok")
+    while health() != "healthy":
+        assert time.monotonic() < deadline, "never healthy"
+    human = cli("status", lid)
+    assert "health: healthy" in human.stdout and "uptime:" in human.stdout
