@@ -41,11 +41,13 @@ if TYPE_CHECKING:
     from containerlease_tui.embedded import EmbeddedStatus, StorePaths
     from containerlease_tui.leases import (
         ContainerState,
+        CopyReport,
         ExecResult,
         LeaseService,
         ProvisionFailed,
         PullProgress,
         ReaperOverview,
+        VolumeRow,
     )
     from containerlease_tui.spend import Capacity, Outlook, TeamSpend
 
@@ -278,6 +280,14 @@ def cli(ctx: click.Context, reaper_mode: bool, once: bool, dry_run: bool, no_rea
 @click.option("--cpus", help="CPU limit, e.g. 0.5 or 2.")
 @click.option("--memory", "-m", help="Memory limit, e.g. 512m or 2g.")
 @click.option("--env", "-e", "env", multiple=True, help="KEY=VALUE, repeatable.")
+@click.option(
+    "--port", "-p", "ports", multiple=True, help="Publish a container port: 8080, 53/udp."
+)
+@click.option("--cmd", "cmd", help="The command to run instead of the catalog's (shell words).")
+@click.option("--workdir", "-w", help="The command's working directory (absolute).")
+@click.option(
+    "--volume", "-v", "volumes", multiple=True, help="Mount your named volume: NAME:/path."
+)
 @click.option("--wait/--no-wait", default=False, help="Wait until the container runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -289,6 +299,10 @@ def provision(
     cpus: str | None,
     memory: str | None,
     env: tuple[str, ...],
+    ports: tuple[str, ...],
+    cmd: str | None,
+    workdir: str | None,
+    volumes: tuple[str, ...],
     wait: bool,
     as_json: bool,
 ) -> None:
@@ -296,6 +310,7 @@ def provision(
     from containerlease_tui.leases import ProvisionFailed, ProvisionRequest
 
     req = ProvisionRequest(image, duration, name, cpus, memory, _parse_env(env))
+    req.ports, req.cmd, req.workdir, req.volumes = list(ports), cmd, workdir, list(volumes)
 
     async def work(service: LeaseService) -> Lease | ProvisionFailed | _DiedAtOnce:
         if wait:
@@ -503,6 +518,8 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
         "memory_usage": stats.memory_usage if stats else None,
         "memory_limit": stats.memory_limit if stats else None,
     }
+    if info is not None and info.ports:  # what the engine says now, over the record
+        data["ports"] = {port: info.ports.get(port) for port in report.lease.ports}
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -527,6 +544,7 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
             f"cpu: {stats.cpu_percent:.1f}%  memory: {format_memory(stats.memory_usage)}"
             f" / {format_memory(stats.memory_limit)}"
         )
+    _echo_lifecycle_status(data)
 
 
 @cli.command()
@@ -1052,6 +1070,162 @@ def _store_json(state: EmbeddedStatus, *, used: bool) -> dict[str, object]:
         "server": state.server,
         "pid": state.pid,
     }
+
+
+# --- ports, volumes, cp (the container lifecycle, issue 17) ---------------------------------
+
+
+def _echo_lifecycle_status(data: dict[str, object]) -> None:
+    """``status``' lines for ports, command and working directory, volumes."""
+    ports = data.get("ports")
+    if isinstance(ports, dict) and ports:
+        shown = "  ".join(f"{port} -> {where or '-'}" for port, where in ports.items())
+        click.echo(clean(f"ports: {shown}", tabs=False))
+    cmd = data.get("cmd")
+    if isinstance(cmd, list):
+        import shlex
+
+        click.echo(clean(f"cmd: {shlex.join(str(arg) for arg in cmd)}", tabs=False))
+    if data.get("workdir"):
+        click.echo(clean(f"workdir: {data['workdir']}", tabs=False))
+    volumes = data.get("volumes")
+    if isinstance(volumes, dict) and volumes:
+        shown = "  ".join(f"{name}:{path}" for name, path in volumes.items())
+        click.echo(clean(f"volumes: {shown}", tabs=False))
+
+
+def _volume_json(row: VolumeRow) -> dict[str, object]:
+    return {
+        "name": row.name,
+        "engine_name": row.engine_name,
+        "size": row.size,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "last_used": row.last_used.isoformat() if row.last_used else None,
+        "leases": list(row.leases),
+    }
+
+
+def _list_volumes(settings: Settings, as_json: bool) -> None:
+    async def work(service: LeaseService) -> list[VolumeRow]:
+        return await service.volumes()
+
+    rows = _run(settings, work)
+    if as_json:
+        click.echo(json.dumps([_volume_json(r) for r in rows], indent=2))
+        return
+    table = [["NAME", "SIZE", "LAST USED", "HELD BY"]]
+    now = utcnow()
+    for row in rows:
+        used = "-"
+        if row.leases:
+            used = "now"
+        elif row.last_used:
+            import humanize  # only for this table (the CLI starts without it)
+
+            used = humanize.naturaltime(now - row.last_used)
+        table.append(
+            [
+                row.name,
+                _size(row.size) if row.size is not None else "-",
+                used,
+                ", ".join(row.leases) or "-",
+            ]
+        )
+    table = [[clean(cell, tabs=False) for cell in line] for line in table]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+@cli.command("volumes")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def volumes_command(settings: Settings, as_json: bool) -> None:
+    """Your named volumes: size, last use, the lease that holds each (`volume ls`)."""
+    _list_volumes(settings, as_json)
+
+
+@cli.group("volume")
+def volume_group() -> None:
+    """Your named volumes, which outlive leases (`provision IMAGE -v NAME:/path`)."""
+
+
+@volume_group.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def volume_ls(settings: Settings, as_json: bool) -> None:
+    """Your named volumes: size, last use, the lease that holds each."""
+    _list_volumes(settings, as_json)
+
+
+@volume_group.command("rm")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def volume_rm(settings: Settings, name: str, as_json: bool) -> None:
+    """Remove your volume NAME and its files (refused while a lease holds it)."""
+
+    async def work(service: LeaseService) -> str:
+        return await service.volume_rm(name)
+
+    removed = _run(settings, work)
+    if as_json:
+        click.echo(json.dumps({"name": removed, "removed": True}, indent=2))
+    else:
+        click.echo(clean(f"removed volume {removed}", tabs=False))
+
+
+_CONTAINER_SIDE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,63}):(/.*)", re.S)
+
+
+@cli.command("cp")
+@click.argument("source")
+@click.argument("dest")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def cp_command(settings: Settings, source: str, dest: str, as_json: bool) -> None:
+    """Copy files into or out of a lease's container, running or stopped.
+
+    `cp ./src LEASE:/app` copies ./src into the folder /app (as /app/src);
+    `cp LEASE:/app/out.txt .` copies out. Symlinks out of ./src are refused; an archive entry
+    that would land outside the destination is refused.
+    """
+    from pathlib import Path
+
+    into, outof = _CONTAINER_SIDE.fullmatch(dest), _CONTAINER_SIDE.fullmatch(source)
+    if bool(into) == bool(outof):
+        _fail("cp needs one host path and one LEASE:/path (cp ./src LEASE:/app)", 2)
+    progress = sys.stderr.isatty() and not as_json
+
+    def report(size: int) -> None:
+        click.echo(f"\r{_size(size)} received", err=True, nl=False)
+
+    async def work(service: LeaseService) -> CopyReport:
+        if into:
+            return await service.copy_in(into.group(1), Path(source), into.group(2))
+        assert outof is not None
+        return await service.copy_out(
+            outof.group(1), outof.group(2), Path(dest), report if progress else None
+        )
+
+    done = _run(settings, work)
+    if progress and outof:
+        click.echo("", err=True)
+    if as_json:
+        payload = {
+            "lease": done.lease.id,
+            "direction": "in" if into else "out",
+            "files": done.files,
+            "bytes": done.size,
+        }
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        way = "into" if into else "out of"
+        click.echo(
+            clean(
+                f"copied {done.files} file(s), {_size(done.size)} {way} {done.lease.id}", tabs=False
+            )
+        )
 
 
 def _wire_completion() -> None:

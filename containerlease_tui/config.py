@@ -7,6 +7,7 @@ key: ``CONTAINERLEASE_REDIS_URL``, ``CONTAINERLEASE_LIMITS_MAX_DURATION``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -36,7 +37,13 @@ from pydantic_settings import (
 
 from containerlease_tui.display import CostStyle, cost_style
 from containerlease_tui.durations import Duration, format_duration
-from containerlease_tui.models import NAME_PATTERN, parse_memory
+from containerlease_tui.models import (
+    NAME_PATTERN,
+    check_cmd,
+    check_container_path,
+    normalize_port,
+    parse_memory,
+)
 from containerlease_tui.redact import redact_url as redact_url  # moved; old imports still work
 
 DEFAULT_DOCKER_SOCKET = "unix:///var/run/docker.sock"
@@ -252,6 +259,17 @@ class DockerSettings(_Section):
     """
     timeout: float = Field(30.0, gt=0)
     """Seconds to wait for an answer from the engine (pulls stream for longer)."""
+    publish_address: str = "127.0.0.1"
+    """Host address leased containers' ports are published on, at ports the engine picks
+    (default: loopback only; ``0.0.0.0`` opens them to the network, see docs/security.md)."""
+
+    @field_validator("publish_address")
+    @classmethod
+    def _publish_address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be an IP address such as 127.0.0.1 or ::1") from None
 
     @field_validator("network")
     @classmethod
@@ -294,6 +312,25 @@ class ImageSpec(_Section):
     """Run an init process as PID 1 (reaps zombies, forwards signals); false for images with one."""
     no_new_privileges: bool = True
     """Set ``no-new-privileges``; false only for an image that needs setuid binaries to work."""
+    ports: list[str] = Field(default_factory=list)
+    """Container ports published for every lease (``["8080/tcp"]``; a bare number is TCP)."""
+    workdir: str | None = None
+    """Working directory of the command; default: the image's."""
+
+    @field_validator("ports")
+    @classmethod
+    def _ports_field(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(normalize_port(p) for p in value))
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir_field(cls, value: str | None) -> str | None:
+        return None if value is None else check_container_path(value, "workdir")
+
+    @field_validator("cmd")
+    @classmethod
+    def _cmd_field(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_cmd(value)
 
     @field_validator("ref")
     @classmethod
@@ -352,6 +389,12 @@ class LimitSettings(_Section):
     """Largest CPU limit a user may ask for."""
     max_memory: Memory = 8 * 1024**3
     """Largest memory limit a user may ask for."""
+    max_ports: int = Field(8, ge=0, le=64)
+    """Ports a lease may publish, the image's and the request's together."""
+    max_volumes_per_user: int = Field(10, ge=0, le=1000)
+    """Named volumes a user may own (``provision -v NAME:/path`` makes one on first use)."""
+    max_copy_bytes: Memory = 1024**3
+    """Largest archive ``containerlease cp`` moves in one copy, either way."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -12,6 +12,7 @@ timestamps, nanosecond fractions included.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ LABEL_INSTANCE: Final = "containerlease.instance"  # = settings.redis.key_prefix
 LABEL_NAME: Final = "containerlease.name"  # the lease's name
 LABEL_IMAGE: Final = "containerlease.image"  # the [images] entry it was made from
 LABEL_CREATED: Final = "containerlease.created-at"  # RFC 3339 UTC, the lease's creation
+LABEL_VOLUME: Final = "containerlease.volume"  # on a named volume: the name its owner uses
 
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9})\d*)?([Zz]|[+-]\d{2}:\d{2})?$"
@@ -119,3 +121,48 @@ def parse_label_deadline(text: str | None) -> datetime | None:
     if not text:
         return None
     return parse_rfc3339(text, naive_utc=True)
+
+
+# --- named volumes ---------------------------------------------------------------------------
+# A user's volume ``work`` is the engine's ``clv-<20 hex>-work``: the hex is a digest of the
+# installation and the owner, so two users' ``work`` never meet, and no name a user can type
+# reaches another user's volume. The labels say the same again and are checked on every mount.
+
+
+def volume_namespace(prefix: str, owner: str) -> str:
+    """The engine-name prefix of ``owner``'s volumes in installation ``prefix``."""
+    digest = hashlib.sha256(f"{prefix}\0{owner}".encode()).hexdigest()[:20]
+    return f"clv-{digest}-"
+
+
+def volume_engine_name(prefix: str, owner: str, name: str) -> str:
+    """The engine's name of ``owner``'s volume ``name`` (an already validated volume name)."""
+    return volume_namespace(prefix, owner) + name
+
+
+def volume_labels(prefix: str, owner: str, name: str) -> dict[str, str]:
+    """The labels a named volume is created with."""
+    return {LABEL_VOLUME: name, LABEL_OWNER: owner, LABEL_INSTANCE: prefix}
+
+
+def volume_filter(prefix: str, owner: str | None = None) -> list[str]:
+    """Docker's ``label`` filter: the named volumes of installation ``prefix`` (of ``owner``)."""
+    labels = [LABEL_VOLUME, f"{LABEL_INSTANCE}={prefix}"]
+    if owner is not None:
+        labels.append(f"{LABEL_OWNER}={owner}")
+    return labels
+
+
+def owns_volume(engine_name: str, labels: Mapping[str, str], prefix: str, owner: str) -> bool:
+    """Whether a volume is ``owner``'s in installation ``prefix``: by its name and its labels.
+
+    Never trusted from one alone: anybody with the Docker socket can make a volume with any
+    name, and a label filter only says what the listing matched.
+    """
+    name = labels.get(LABEL_VOLUME, "")
+    return (
+        bool(name)
+        and labels.get(LABEL_OWNER) == owner
+        and labels.get(LABEL_INSTANCE) == prefix
+        and engine_name == volume_engine_name(prefix, owner, name)
+    )

@@ -20,9 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from containerlease_tui.activity import EventFilter, visible
+from containerlease_tui.archive import ArchiveError, pack, unpack
 from containerlease_tui.config import ImageSpec, Settings
 from containerlease_tui.durations import format_duration
 from containerlease_tui.engine import (
@@ -52,7 +54,14 @@ from containerlease_tui.errors import (
     QuotaError,
     ServiceUnavailable,
 )
-from containerlease_tui.labels import labels_for
+from containerlease_tui.labels import (
+    LABEL_VOLUME,
+    labels_for,
+    owns_volume,
+    volume_engine_name,
+    volume_filter,
+    volume_labels,
+)
 from containerlease_tui.models import (
     OWNER_PATTERN,
     EventType,
@@ -62,6 +71,7 @@ from containerlease_tui.models import (
     Lease,
     LeaseEvent,
     LeaseStatus,
+    check_volume_name,
     lease_hours,
     utcnow,
 )
@@ -106,6 +116,7 @@ __all__ = [
     "MAX_ENV_VALUE",
     "MAX_ENV_VARS",
     "ContainerState",
+    "CopyReport",
     "Forbidden",
     "HealthReport",
     "ImageRow",
@@ -121,6 +132,7 @@ __all__ = [
     "QuotaError",
     "ReaperOverview",
     "ServiceUnavailable",
+    "VolumeRow",
     "bounded_duration",
     "current_user",
     "is_admin",
@@ -230,6 +242,32 @@ def _container_state(info: ContainerInfo | None) -> ContainerState:
     if info is None:
         return ContainerState("gone")
     return ContainerState(info.state, info.exit_code)
+
+
+@dataclass(frozen=True)
+class VolumeRow:
+    """One of the user's named volumes (``containerlease volumes``)."""
+
+    name: str
+    engine_name: str
+    size: int | None
+    """Bytes (None: the engine has not measured it)."""
+    created_at: datetime | None
+    last_used: datetime | None
+    """Now while a lease holds it; else the end of the last lease that mounted it (that the
+    records still remember)."""
+    leases: tuple[str, ...]
+    """Ids of the leases that hold it."""
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What a ``cp`` did."""
+
+    lease: Lease
+    files: int
+    size: int
+    names: builtins.list[str]
 
 
 @dataclass(frozen=True)
@@ -382,6 +420,7 @@ class LeaseService:
     async def submit(self, req: ProvisionRequest) -> Lease:
         """Write the pending lease (quota-checked, atomic) and return it; nothing runs yet."""
         lease = self.check(req)
+        await self._check_volumes(lease)
         with _translated(), acting_as(self.user):
             limits = self.settings.limits
             await self.store.insert(
@@ -456,6 +495,7 @@ class LeaseService:
                 await step(LeaseStatus.PULLING, EventType.PULLING, lease.image_ref)
                 await self.engine.ensure_image(lease.image_ref, on_progress)
             await step(LeaseStatus.CREATING, EventType.CREATING)
+            await self._prepare_volumes(lease)
             spec = self._spec(lease)
             try:
                 cid = await self.engine.create(spec)
@@ -468,6 +508,7 @@ class LeaseService:
                 lease_id, lambda x: x.model_copy(update={"docker_id": cid})
             )
             await self.engine.start(cid)
+            lease = await self._record_ports(lease, cid)
             await step(LeaseStatus.RUNNING, EventType.RUNNING, cid[:12])
             return lease
         except asyncio.CancelledError:
@@ -559,7 +600,7 @@ class LeaseService:
         return ContainerSpec(
             name=lease.container_name,
             image_ref=lease.image_ref,
-            cmd=spec.cmd or KEEPALIVE_CMD,
+            cmd=lease.cmd or spec.cmd or KEEPALIVE_CMD,
             env=lease.env,
             labels=labels_for(lease, self.settings.redis.key_prefix),
             cpus=lease.resources.cpus,
@@ -572,6 +613,12 @@ class LeaseService:
             network=self.settings.docker.network,
             init=spec.init,
             no_new_privileges=spec.no_new_privileges,
+            ports=list(lease.ports),
+            publish_address=self.settings.docker.publish_address,
+            workdir=lease.workdir or spec.workdir,
+            volumes={
+                self._volume_name(lease.owner, name): path for name, path in lease.volumes.items()
+            },
         )
 
     # --- lookups ---------------------------------------------------------------------------
@@ -726,19 +773,22 @@ class LeaseService:
             return await self.store.update(lease.id, mutate, event=event)
 
     async def stop(self, ref: str) -> Lease:
-        return await self._container_op(
+        lease = await self._container_op(
             ref, "stop", self.engine.stop, LeaseStatus.STOPPED, EventType.STOPPED
         )
+        return await self._refresh_ports(lease)
 
     async def start(self, ref: str) -> Lease:
-        return await self._container_op(
+        lease = await self._container_op(
             ref, "start", self.engine.start, LeaseStatus.RUNNING, EventType.STARTED
         )
+        return await self._refresh_ports(lease)
 
     async def restart(self, ref: str) -> Lease:
-        return await self._container_op(
+        lease = await self._container_op(
             ref, "restart", self.engine.restart, LeaseStatus.RUNNING, EventType.RESTARTED
         )
+        return await self._refresh_ports(lease)
 
     async def status(self, ref: str) -> LeaseStatusReport:
         """The lease with its container's state and usage; the owner (or an admin) only."""
@@ -978,3 +1028,169 @@ class LeaseService:
             raise InvalidInput("exec needs a command to run")
         with _translated():
             return await self.engine.exec(await self._own(lease), cmd)
+
+    # --- published ports -------------------------------------------------------------------
+
+    async def _record_ports(self, lease: Lease, cid: str) -> Lease:
+        """Write where the engine published the lease's ports (it picks them at start)."""
+        if not lease.ports:
+            return lease
+        info = await self.engine.inspect(cid)
+        found = info.ports if info is not None else {}
+        mapping: dict[str, str | None] = {port: found.get(port) for port in lease.ports}
+        if mapping == lease.ports:
+            return lease
+        return await self.store.update(
+            lease.id, lambda x: x.model_copy(update={"ports": {**x.ports, **mapping}})
+        )
+
+    async def _refresh_ports(self, lease: Lease) -> Lease:
+        """After stop, start or restart: the mapping as it is now (a stopped container has
+        none; a started one may have new host ports)."""
+        if not lease.ports or not lease.docker_id:
+            return lease
+        with _translated():
+            return await self._record_ports(lease, lease.docker_id)
+
+    # --- named volumes ---------------------------------------------------------------------
+
+    def _volume_name(self, owner: str, name: str) -> str:
+        return volume_engine_name(self.settings.redis.key_prefix, owner, name)
+
+    async def _check_volumes(self, lease: Lease) -> None:
+        """Before a lease is recorded: each volume it names is its owner's or does not exist
+        yet, and the new ones fit in ``max_volumes_per_user``."""
+        if not lease.volumes:
+            return
+        prefix = self.settings.redis.key_prefix
+        new = 0
+        with _translated():
+            for name in lease.volumes:
+                engine_name = self._volume_name(lease.owner, name)
+                found = await self.engine.inspect_volume(engine_name)
+                if found is None:
+                    new += 1
+                elif not owns_volume(engine_name, found.labels, prefix, lease.owner):
+                    raise InvalidInput(
+                        f"volume {name} cannot be used: a volume of that name exists and is not "
+                        "labelled as yours (ask an admin)",
+                        "volumes",
+                    )
+            if new:
+                owned = await self.engine.list_volumes(volume_filter(prefix, lease.owner))
+                limit = self.settings.limits.max_volumes_per_user
+                if len(owned) + new > limit:
+                    raise QuotaError(
+                        f"volume limit reached: you have {len(owned)} of {limit} volumes "
+                        "(remove one with `containerlease volume rm NAME`)"
+                    )
+
+    async def _prepare_volumes(self, lease: Lease) -> None:
+        """Create the lease's volumes (or find them) and check, from the engine's own answer,
+        that each is its owner's: a volume someone made meanwhile under that name is refused."""
+        prefix = self.settings.redis.key_prefix
+        for name in lease.volumes:
+            engine_name = self._volume_name(lease.owner, name)
+            info = await self.engine.ensure_volume(
+                engine_name, volume_labels(prefix, lease.owner, name)
+            )
+            if not owns_volume(engine_name, info.labels, prefix, lease.owner):
+                raise EngineError(f"volume {name} is not labelled as {lease.owner}'s: refused")
+
+    async def volumes(self) -> builtins.list[VolumeRow]:
+        """This user's named volumes: size, last use, the leases that hold them."""
+        prefix = self.settings.redis.key_prefix
+        with _translated():
+            found = await self.engine.list_volumes(volume_filter(prefix, self.user))
+            leases = await self.store.list_owner(self.user)
+        by_container = {x.docker_id: x for x in leases if x.docker_id}
+        now = utcnow()
+        rows: builtins.list[VolumeRow] = []
+        for info in found:
+            if not owns_volume(info.name, info.labels, prefix, self.user):
+                continue
+            name = info.labels[LABEL_VOLUME]
+            held = sorted(
+                {by_container[c].id for c in info.users if c in by_container}
+                | {x.id for x in leases if x.status.is_active and name in x.volumes}
+            )
+            used = [
+                min(x.ended_at or now, now) for x in leases if name in x.volumes and x.docker_id
+            ]
+            rows.append(
+                VolumeRow(
+                    name=name,
+                    engine_name=info.name,
+                    size=info.size,
+                    created_at=info.created_at,
+                    last_used=now if held else max(used, default=None),
+                    leases=tuple(held),
+                )
+            )
+        return sorted(rows, key=lambda r: r.name)
+
+    async def volume_rm(self, name: str) -> str:
+        """Remove this user's volume ``name`` (refused while a lease holds it); its name."""
+        try:
+            check_volume_name(name)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), "volume") from None
+        prefix = self.settings.redis.key_prefix
+        engine_name = self._volume_name(self.user, name)
+        with _translated():
+            info = await self.engine.inspect_volume(engine_name)
+            if info is None or not owns_volume(engine_name, info.labels, prefix, self.user):
+                raise NotFound(f"you have no volume {name}")
+            holders = [
+                x.id
+                for x in await self.store.list_owner(self.user)
+                if x.status.is_active and name in x.volumes
+            ]
+            if info.users or holders:
+                which = ", ".join(holders) or f"{len(info.users)} container(s)"
+                raise InvalidInput(f"volume {name} is in use by {which}: refused", "volume")
+            await self.engine.remove_volume(engine_name)
+        return name
+
+    # --- copying files ---------------------------------------------------------------------
+
+    async def copy_in(self, ref: str, source: Path, dest: str) -> CopyReport:
+        """Copy host file or folder ``source`` into folder ``dest`` of the lease's container
+        (running or stopped), through the engine's archive API."""
+        path = self.policy.check_copy_path(dest)
+        lease = await self.container_for(ref, "copy files into")
+        assert lease.docker_id is not None
+        try:
+            packed = await asyncio.to_thread(
+                pack, source, limit=self.settings.limits.max_copy_bytes
+            )
+        except ArchiveError as exc:
+            raise InvalidInput(str(exc), "source") from None
+        with _translated():
+            await self.engine.put_archive(await self._own(lease), path, packed.data)
+        return CopyReport(lease, packed.files, packed.size, [source.name])
+
+    async def copy_out(
+        self,
+        ref: str,
+        source: str,
+        dest: Path,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> CopyReport:
+        """Copy ``source`` (a file or folder) of the lease's container to host path ``dest``;
+        the archive is untrusted: nothing is written outside ``dest``."""
+        path = self.policy.check_copy_path(source)
+        lease = await self.container_for(ref, "copy files out of")
+        assert lease.docker_id is not None
+        with _translated():
+            data = await self.engine.get_archive(
+                await self._own(lease),
+                path,
+                limit=self.settings.limits.max_copy_bytes,
+                on_progress=on_progress,
+            )
+        try:
+            names = await asyncio.to_thread(unpack, data, dest)
+        except ArchiveError as exc:
+            raise LeaseError(str(exc)) from None
+        return CopyReport(lease, len(names), len(data), names)

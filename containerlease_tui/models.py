@@ -44,6 +44,14 @@ OWNER_PATTERN = re.compile(RECORD_OWNER, re.ASCII)
 RECORD_IMAGE = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
 RECORD_IMAGE_REF = r"^[A-Za-z0-9\[][A-Za-z0-9_.:/@+\[\]-]{0,511}$"
 RECORD_DOCKER_ID = r"^[A-Za-z0-9_.-]{1,128}$"
+# A container port (``8080/tcp``), where it is published (``127.0.0.1:49153``, ``[::1]:49153``),
+# a user's volume name, and an absolute container path without controls, ``:`` or ``,``.
+PORT_PATTERN = re.compile(r"([1-9][0-9]{0,4})/(tcp|udp|sctp)", re.ASCII)
+RECORD_HOST_PORT = re.compile(r"(?:[0-9.]{7,15}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}", re.ASCII)
+VOLUME_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}", re.ASCII)
+CONTAINER_PATH = re.compile(r"/[A-Za-z0-9_./@+=~-]{0,254}", re.ASCII)
+MAX_CMD_ARGS = 64
+MAX_CMD_ARG = 4096
 _MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?", re.ASCII)
 _MEMORY_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MIN_MEMORY = 6 * 1024**2  # Docker refuses less than 6 MiB.
@@ -157,6 +165,57 @@ def validate_name(name: str) -> str:
     return name
 
 
+def check_cmd(cmd: list[str]) -> list[str]:
+    """A container command: 1 to :data:`MAX_CMD_ARGS` arguments, each at most
+    :data:`MAX_CMD_ARG` characters, no NUL bytes; raises ValueError."""
+    if not cmd or len(cmd) > MAX_CMD_ARGS:
+        raise ValueError(f"a command needs 1 to {MAX_CMD_ARGS} arguments")
+    for arg in cmd:
+        if "\x00" in arg or len(arg) > MAX_CMD_ARG:
+            raise ValueError(
+                f"invalid command argument: at most {MAX_CMD_ARG} characters, no NUL bytes"
+            )
+    if not cmd[0]:
+        raise ValueError("the command's program is empty")
+    return cmd
+
+
+def normalize_port(text: str) -> str:
+    """``8080`` or ``8080/tcp`` (``udp``, ``sctp``) → ``8080/tcp``; ports 1-65535; ValueError."""
+    value = text.strip().lower()
+    if value.isdigit():
+        value += "/tcp"
+    match = PORT_PATTERN.fullmatch(value)
+    if not match or not 1 <= int(match.group(1)) <= 65535:
+        raise ValueError(
+            f"invalid port {text[:20]!r}: use a number 1-65535, optionally /tcp or /udp"
+        )
+    return value
+
+
+def check_container_path(path: str, what: str = "path") -> str:
+    """An absolute, normalised container path (no ``..``, controls, ``:`` or ``,``); ValueError."""
+    if not CONTAINER_PATH.fullmatch(path):
+        raise ValueError(
+            f"invalid {what} {path[:60]!r}: an absolute path of letters, digits and _./@+=~-, "
+            "at most 255 characters"
+        )
+    parts = path.split("/")
+    if any(part in ("..", ".") for part in parts) or "//" in path:
+        raise ValueError(f"invalid {what} {path[:60]!r}: no '.', '..' or '//' components")
+    return path.rstrip("/") or "/"
+
+
+def check_volume_name(name: str) -> str:
+    """A user's volume name: 1-32 lowercase letters, digits, '_' or '-'; ValueError."""
+    if not VOLUME_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid volume name {name[:40]!r}: use 1-32 lowercase letters, digits, '_' or '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
 def parse_memory(text: str | int) -> int:
     """``512m``, ``1g``, ``1.5GiB`` or bytes → bytes (binary units, as Docker uses)."""
     if isinstance(text, bool):
@@ -233,6 +292,50 @@ class Lease(BaseModel):
     failure: FailureKind | None = None
     """Set with ``error`` when the lease went ``failed``."""
     host: str | None = None
+    ports: dict[str, str | None] = Field(default_factory=dict)
+    """Container ports (``8080/tcp``) and where each is published (None: not yet)."""
+    cmd: list[str] | None = None
+    """The command asked for (None: the catalog's)."""
+    workdir: str | None = None
+    """The working directory asked for (None: the catalog's, else the image's)."""
+    volumes: dict[str, str] = Field(default_factory=dict)
+    """The owner's named volumes it mounts: volume name → container path."""
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        if len(value) > 64:
+            raise ValueError("too many ports")
+        for port, where in value.items():
+            if not PORT_PATTERN.fullmatch(port):
+                raise ValueError(f"invalid port {port[:20]!r}")
+            if where is not None and not RECORD_HOST_PORT.fullmatch(where):
+                raise ValueError(f"invalid published address {where[:60]!r}")
+        return value
+
+    @field_validator("cmd")
+    @classmethod
+    def _cmd(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            check_cmd(value)
+        return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_container_path(value, "workdir")
+        return value
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 64:
+            raise ValueError("too many volumes")
+        for name, path in value.items():
+            check_volume_name(name)
+            check_container_path(path, "volume")
+        return value
 
     @field_validator("created_at", "expires_at", "ended_at")
     @classmethod
@@ -312,6 +415,10 @@ class Lease(BaseModel):
             "extensions": len(self.extensions),
             "error": self.error,
             "failure": self.failure.value if self.failure else None,
+            "ports": dict(self.ports),
+            "cmd": list(self.cmd) if self.cmd is not None else None,
+            "workdir": self.workdir,
+            "volumes": dict(self.volumes),
         }
 
 

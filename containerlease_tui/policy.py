@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+import shlex
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,12 +24,17 @@ from containerlease_tui.config import ImageSpec, LimitSettings, Settings
 from containerlease_tui.durations import DurationError, check_range, format_duration, parse_duration
 from containerlease_tui.errors import Forbidden, InvalidInput, LeaseError
 from containerlease_tui.models import (
+    MAX_CMD_ARG,
     MIN_MEMORY,
     Lease,
     LeaseStatus,
     Resources,
+    check_cmd,
+    check_container_path,
+    check_volume_name,
     cost_for,
     format_memory,
+    normalize_port,
     parse_memory,
     utcnow,
     validate_name,
@@ -79,6 +85,14 @@ class ProvisionRequest:
     cpus: float | str | None = None
     memory: str | int | None = None
     env: dict[str, str] = field(default_factory=dict)
+    ports: list[str] = field(default_factory=list)
+    """Container ports to publish besides the image's (``8080``, ``53/udp``)."""
+    cmd: str | list[str] | None = None
+    """The command instead of the catalog's (a string is split as a shell would)."""
+    workdir: str | None = None
+    """The working directory instead of the catalog's or the image's."""
+    volumes: list[str] = field(default_factory=list)
+    """The user's named volumes to mount, ``NAME:/container/path``."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,11 @@ class CheckedRequest:
     cpus: float
     memory: int
     env: dict[str, str]
+    ports: list[str] = field(default_factory=list)
+    """Every port to publish, the image's first."""
+    cmd: list[str] | None = None
+    workdir: str | None = None
+    volumes: dict[str, str] = field(default_factory=dict)
 
     @property
     def cost(self) -> Decimal:
@@ -241,7 +260,106 @@ class LeasePolicy:
         env = self.check_env(req.env)
         self.check_binds(spec)
         name = self.check_name(req.name)
-        return CheckedRequest(req.image, spec, duration, name, cpus, memory, env)
+        ports = self.check_ports(req.ports, spec)
+        cmd = self.check_cmd(req.cmd)
+        workdir = self.check_workdir(req.workdir)
+        volumes = self.check_volumes(req.volumes, spec)
+        return CheckedRequest(
+            req.image, spec, duration, name, cpus, memory, env, ports, cmd, workdir, volumes
+        )
+
+    @staticmethod
+    def check_copy_path(path: str) -> str:
+        """A container path for ``cp``: absolute, no ``..``, no control characters, bounded."""
+        if (
+            not path.startswith("/")
+            or len(path) > 4096
+            or any(ord(c) < 32 or ord(c) == 127 for c in path)
+            or ".." in path.split("/")
+        ):
+            raise InvalidInput(
+                f"invalid container path {path[:60]!r}: an absolute path without '..' or "
+                "control characters",
+                "path",
+            )
+        return path
+
+    def check_ports(self, ports: Sequence[str], spec: ImageSpec) -> list[str]:
+        """The image's ports and the requested ones, normalised, within ``max_ports``."""
+        wanted = list(spec.ports)
+        for text in ports:
+            try:
+                port = normalize_port(str(text))
+            except ValueError as exc:
+                raise InvalidInput(str(exc), "ports") from None
+            if port not in wanted:
+                wanted.append(port)
+        if len(wanted) > self.limits.max_ports:
+            raise InvalidInput(
+                f"too many ports: at most {self.limits.max_ports} per lease (the image's included)",
+                "ports",
+            )
+        return wanted
+
+    @staticmethod
+    def check_cmd(cmd: str | Sequence[str] | None) -> list[str] | None:
+        """A command (a string is split as a shell would), or None for the catalog's."""
+        if cmd is None or (isinstance(cmd, str) and not cmd.strip()):
+            return None
+        if isinstance(cmd, str):
+            if "\x00" in cmd:
+                raise InvalidInput("invalid command: no NUL bytes", "cmd")
+            if len(cmd) > MAX_CMD_ARG:
+                raise InvalidInput(f"invalid command: at most {MAX_CMD_ARG} characters", "cmd")
+            try:
+                argv = shlex.split(cmd)
+            except ValueError as exc:
+                raise InvalidInput(f"invalid command: {exc}", "cmd") from None
+        else:
+            argv = [str(arg) for arg in cmd]
+        try:
+            return check_cmd(argv)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), "cmd") from None
+
+    @staticmethod
+    def check_workdir(workdir: str | None) -> str | None:
+        """An absolute, normalised container path, or None for the default."""
+        if workdir is None or not workdir.strip():
+            return None
+        try:
+            return check_container_path(workdir, "workdir")
+        except ValueError as exc:
+            raise InvalidInput(str(exc), "workdir") from None
+
+    def check_volumes(self, volumes: Sequence[str], spec: ImageSpec) -> dict[str, str]:
+        """``NAME:/path`` entries as {name: path}: valid names, distinct names and paths, none
+        over a catalog bind mount, at most ``max_volumes_per_user``."""
+        checked: dict[str, str] = {}
+        targets = {"/" + b.split(":")[1].strip("/") for b in spec.binds}
+        for entry in volumes:
+            name, sep, path = str(entry).partition(":")
+            if not sep:
+                raise InvalidInput(
+                    f"invalid volume {str(entry)[:60]!r}: use NAME:/container/path", "volumes"
+                )
+            try:
+                check_volume_name(name)
+                path = check_container_path(path, "volume path")
+            except ValueError as exc:
+                raise InvalidInput(str(exc), "volumes") from None
+            if path == "/":
+                raise InvalidInput("a volume cannot be mounted over the container's /", "volumes")
+            if name in checked:
+                raise InvalidInput(f"volume {name} is mounted twice", "volumes")
+            if path in checked.values() or path in targets:
+                raise InvalidInput(f"two mounts at {path!r} in the container", "volumes")
+            checked[name] = path
+        if len(checked) > self.limits.max_volumes_per_user:
+            raise InvalidInput(
+                f"too many volumes: at most {self.limits.max_volumes_per_user}", "volumes"
+            )
+        return checked
 
     def check_cpus(self, value: float | str | None, default: float) -> float:
         """A CPU limit within the allowed range (empty: ``default``)."""
@@ -348,6 +466,10 @@ class LeasePolicy:
             expires_at=now + checked.duration,
             hourly_rate=spec.hourly_rate,
             host=host,
+            ports=dict.fromkeys(checked.ports),
+            cmd=checked.cmd,
+            workdir=checked.workdir,
+            volumes=checked.volumes,
         )
         if checked.name is None:
             lease = lease.model_copy(update={"name": f"{checked.image}-{lease.id[:4]}"})

@@ -12,6 +12,7 @@ Modules, by job:
 * :mod:`.pull` — image pulls and their progress
 * :mod:`.logs` — the log stream protocol (multiplexed frames, following across reconnects)
 * :mod:`.execs` / :mod:`.shell` — commands in a container; the interactive shell (pty, attach)
+* :mod:`.volumes` / :mod:`.archive` — named volumes; copying files in and out (``cp``)
 * :mod:`.cleanup` — :func:`remove_lease_containers`, by id and by label
 * :mod:`.protocol` — :class:`Runtime`, what the lease service and the reaper need of an engine
 * :mod:`._compat` — the only module that touches aiodocker's private API
@@ -39,6 +40,7 @@ from containerlease_tui.engine.types import (
     ExecResult,
     HostInfo,
     PullProgress,
+    VolumeInfo,
 )
 from containerlease_tui.labels import LABEL_EXPIRES, LABEL_INSTANCE, LABEL_LEASE, LABEL_OWNER
 
@@ -101,6 +103,7 @@ __all__ = [
     "PullProgress",
     "Removal",
     "Runtime",
+    "VolumeInfo",
     "own_container",
     "remove_lease_containers",
 ]

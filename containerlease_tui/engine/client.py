@@ -14,6 +14,8 @@ import aiodocker
 from aiodocker.types import JSONValue
 
 from containerlease_tui.config import DockerSettings
+from containerlease_tui.engine import archive as _archive
+from containerlease_tui.engine import volumes as _volumes
 from containerlease_tui.engine.connection import Connection
 from containerlease_tui.engine.errors import EngineError, ImageUnavailable
 from containerlease_tui.engine.execs import run_exec
@@ -37,6 +39,7 @@ from containerlease_tui.engine.types import (
     ExecResult,
     HostInfo,
     PullProgress,
+    VolumeInfo,
 )
 from containerlease_tui.labels import label_filter
 
@@ -77,6 +80,20 @@ def create_body(spec: ContainerSpec) -> dict[str, JSONValue]:
     }
     if spec.cmd:
         config["Cmd"] = list(spec.cmd)
+    if spec.workdir:
+        config["WorkingDir"] = spec.workdir
+    if spec.ports:
+        # Exposed and published at a port the engine picks ("HostPort": ""), on one address.
+        config["ExposedPorts"] = {port: {} for port in spec.ports}
+        host_config["PortBindings"] = {
+            port: [{"HostIp": spec.publish_address, "HostPort": ""}] for port in spec.ports
+        }
+    if spec.volumes:
+        # Mounts, not Binds: a "volume" mount's source can only ever be a volume, never a path.
+        host_config["Mounts"] = [
+            {"Type": "volume", "Source": name, "Target": target, "ReadOnly": False}
+            for name, target in spec.volumes.items()
+        ]
     return config
 
 
@@ -263,3 +280,40 @@ class Engine:
         See :func:`.execs.run_exec`.
         """
         return await run_exec(self._conn, cid, cmd)
+
+    # --- named volumes (see engine/volumes.py) -----------------------------------------------
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> VolumeInfo:
+        """Create volume ``name`` with ``labels``, or find it as it is (labels unchanged)."""
+        return await _volumes.ensure_volume(self._conn, name, labels)
+
+    async def inspect_volume(self, name: str) -> VolumeInfo | None:
+        """Volume ``name`` and the containers that mount it, or None when there is none."""
+        return await _volumes.inspect_volume(self._conn, name)
+
+    async def list_volumes(self, label: list[str]) -> list[VolumeInfo]:
+        """The volumes carrying every label of ``label``, with size and users."""
+        return await _volumes.list_volumes(self._conn, label)
+
+    async def remove_volume(self, name: str) -> bool:
+        """Remove volume ``name`` (False: it did not exist); refused while in use."""
+        return await _volumes.remove_volume(self._conn, name)
+
+    # --- copying files (see engine/archive.py) -----------------------------------------------
+
+    async def put_archive(self, cid: str, path: str, data: bytes) -> None:
+        """Unpack the tar ``data`` into folder ``path`` of the container (running or not)."""
+        await _archive.put_archive(self._conn, cid, path, data)
+
+    async def get_archive(
+        self,
+        cid: str,
+        path: str,
+        *,
+        limit: int,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> bytes:
+        """The tar of ``path`` in the container (running or not), at most ``limit`` bytes."""
+        return await _archive.get_archive(
+            self._conn, cid, path, limit=limit, on_progress=on_progress
+        )

@@ -19,6 +19,7 @@ from containerlease_tui.engine.types import (
     ExecResult,
     HostInfo,
     PullProgress,
+    VolumeInfo,
 )
 
 if TYPE_CHECKING:
@@ -103,3 +104,28 @@ class LazyEngine:
 
     async def host_info(self) -> HostInfo:
         return await self.engine().host_info()
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> VolumeInfo:
+        return await self.engine().ensure_volume(name, labels)
+
+    async def inspect_volume(self, name: str) -> VolumeInfo | None:
+        return await self.engine().inspect_volume(name)
+
+    async def list_volumes(self, label: list[str]) -> list[VolumeInfo]:
+        return await self.engine().list_volumes(label)
+
+    async def remove_volume(self, name: str) -> bool:
+        return await self.engine().remove_volume(name)
+
+    async def put_archive(self, cid: str, path: str, data: bytes) -> None:
+        await self.engine().put_archive(cid, path, data)
+
+    async def get_archive(
+        self,
+        cid: str,
+        path: str,
+        *,
+        limit: int,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> bytes:
+        return await self.engine().get_archive(cid, path, limit=limit, on_progress=on_progress)

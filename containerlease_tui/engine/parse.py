@@ -78,7 +78,24 @@ def info_from_inspect(data: Json) -> ContainerInfo:
         created_at=docker_time(data.get("Created")),
         exit_code=as_int(state.get("ExitCode")) if status in ("exited", "dead") else None,
         labels=as_labels(as_dict(data.get("Config")).get("Labels")),
+        ports=published_ports(as_dict(data.get("NetworkSettings")).get("Ports")),
     )
+
+
+def published_ports(value: object) -> dict[str, str]:
+    """``NetworkSettings.Ports`` as ``{"8080/tcp": "127.0.0.1:49153"}`` (the first binding;
+    an IPv6 address in brackets; ports without a binding left out)."""
+    found: dict[str, str] = {}
+    for port, bindings in as_dict(value).items():
+        if not isinstance(bindings, list) or not bindings:
+            continue
+        first = as_dict(bindings[0])
+        host, number = as_str(first.get("HostIp")), as_str(first.get("HostPort"))
+        if not number.isdigit():
+            continue
+        host = host or "0.0.0.0"
+        found[str(port)] = f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
+    return found
 
 
 def info_from_list(data: Json) -> ContainerInfo:

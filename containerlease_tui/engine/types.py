@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -41,6 +41,14 @@ class ContainerSpec:
     """An init process as PID 1 (``HostConfig.Init``): reaps zombies, forwards signals."""
     no_new_privileges: bool = True
     """``no-new-privileges`` in ``SecurityOpt``; false leaves it to the engine's default."""
+    ports: list[str] = field(default_factory=list)
+    """Container ports (``8080/tcp``) to publish at ports the engine picks."""
+    publish_address: str = "127.0.0.1"
+    """The host address the ports are published on."""
+    workdir: str | None = None
+    """The command's working directory (None: the image's)."""
+    volumes: dict[str, str] = field(default_factory=dict)
+    """Named volumes to mount: the engine's volume name → container path."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class ContainerInfo:
     created_at: datetime | None
     exit_code: int | None
     labels: dict[str, str]
+    ports: dict[str, str] = field(default_factory=dict)
+    """Published ports: ``8080/tcp`` → ``127.0.0.1:49153`` (inspect only; empty when stopped)."""
 
 
 @dataclass(frozen=True)
@@ -84,3 +94,15 @@ class ExecResult:
     stderr: bytes
     truncated: bool = False
     """Some output was dropped past :data:`EXEC_OUTPUT_LIMIT`."""
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """A named volume as the engine reports it (``size`` None: the engine did not say)."""
+
+    name: str
+    labels: dict[str, str]
+    created_at: datetime | None
+    size: int | None = None
+    users: tuple[str, ...] = ()
+    """Ids of the containers (any state) that mount it."""

@@ -4,8 +4,11 @@ fake runtime."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import io
 import secrets
+import tarfile
 import time
 from collections.abc import Awaitable, Callable
 
@@ -238,3 +241,88 @@ async def test_exec_keeps_the_streams_apart_and_reports_the_exit_code(
     await runtime.remove(cid)
     with pytest.raises(EngineError, match="does not exist"):
         await runtime.exec(cid, ["echo", "hi"])
+
+
+# --- named volumes and archives (issue 17) ------------------------------------------------------
+
+
+async def test_named_volumes_create_find_list_and_remove(
+    runtime: Runtime, make_spec: Make, instance: str
+) -> None:
+    name = f"{instance}-vol"
+    labels = {"containerlease.volume": "work", LABEL_INSTANCE: instance, LABEL_OWNER: "tester"}
+    try:
+        made = await runtime.ensure_volume(name, labels)
+        assert made.name == name and made.labels == labels
+        # Again: the volume as it is, whatever labels are asked for now.
+        again = await runtime.ensure_volume(name, {"other": "x"})
+        assert again.labels == labels
+        listed = await runtime.list_volumes(
+            [f"{LABEL_INSTANCE}={instance}", "containerlease.volume"]
+        )
+        assert [v.name for v in listed] == [name] and listed[0].users == ()
+        assert await runtime.list_volumes([f"{LABEL_INSTANCE}={instance}-other"]) == []
+
+        cid = await runtime.create(dataclasses.replace(make_spec(), volumes={name: "/work"}))
+        found = await runtime.inspect_volume(name)
+        assert found is not None and found.users == (cid,)
+        with pytest.raises(EngineError, match=f"volume {name} is in use"):
+            await runtime.remove_volume(name)
+        assert await runtime.remove(cid)
+        assert await runtime.remove_volume(name)
+        assert await runtime.inspect_volume(name) is None
+        assert not await runtime.remove_volume(name)
+    finally:
+        with contextlib.suppress(EngineError):
+            await runtime.remove_volume(name)
+
+
+def _tar(*files: tuple[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, content in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["running", "created"])
+async def test_archives_in_and_out(runtime: Runtime, make_spec: Make, started: bool) -> None:
+    cid = await runtime.create(make_spec())
+    if started:
+        await runtime.start(cid)
+    await runtime.put_archive(cid, "/tmp", _tar(("a.txt", b"alpha"), ("b.txt", b"beta")))
+    sizes: list[int] = []
+    data = await runtime.get_archive(cid, "/tmp/a.txt", limit=1 << 20, on_progress=sizes.append)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        member = tar.getmember("a.txt")
+        handle = tar.extractfile(member)
+        assert handle is not None and handle.read() == b"alpha"
+    assert sizes and sizes[-1] == len(data)
+    with pytest.raises(EngineError, match="larger than the copy limit"):
+        await runtime.get_archive(cid, "/tmp/a.txt", limit=10)
+    with pytest.raises(EngineError, match="does not exist in container"):
+        await runtime.get_archive(cid, "/tmp/none.txt", limit=1 << 20)
+    with pytest.raises(EngineError, match="does not exist in container"):
+        await runtime.put_archive(cid, "/no/such/folder", _tar(("c.txt", b"c")))
+    assert await runtime.remove(cid)
+
+
+async def test_ports_are_published_where_asked(
+    runtime: Runtime, make_spec: Make, request: pytest.FixtureRequest
+) -> None:
+    from tests.fakes import FakeRuntime
+
+    if not isinstance(runtime, FakeRuntime):
+        # The private engine runs with --bridge=none: ports need a bridge network of the test's.
+        pytest.skip("published ports against the engine: tests/integration/test_lifecycle.py")
+    cid = await runtime.create(dataclasses.replace(make_spec(), ports=["8080/tcp"]))
+    assert (await state_of(runtime, cid)).ports == {}
+    await runtime.start(cid)
+    where = (await state_of(runtime, cid)).ports["8080/tcp"]
+    assert where.startswith("127.0.0.1:") and where.rsplit(":", 1)[1].isdigit()
+    await runtime.stop(cid)
+    assert (await state_of(runtime, cid)).ports == {}
+    assert await runtime.remove(cid)

@@ -21,9 +21,12 @@ Test controls (not in the protocol): :attr:`down`, :attr:`present`, :attr:`regis
 from __future__ import annotations
 
 import asyncio
+import io
+import posixpath
 import re
 import secrets
 import shlex
+import tarfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +44,7 @@ from containerlease_tui.engine import (
     HostInfo,
     ImageUnavailable,
     PullProgress,
+    VolumeInfo,
 )
 
 VERSION = "27.5.1"
@@ -141,6 +145,12 @@ class _Container:
     logs: list[str] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     traps_term: bool = False
+    ports: list[str] = field(default_factory=list)
+    publish_address: str = "127.0.0.1"
+    published: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, str] = field(default_factory=dict)
+    files: dict[str, tuple[tarfile.TarInfo, bytes]] = field(default_factory=dict)
+    """Paths copied in with :meth:`FakeRuntime.put_archive` (folders with empty content)."""
 
     def touch(self) -> None:
         """Wake log followers (more output, or the state changed)."""
@@ -175,6 +185,7 @@ class FakeRuntime:
         self.host = HostInfo(cpus=4, memory=8 * 1024**3)
         """What :meth:`host_info` answers (a test may set another)."""
         self.containers: dict[str, _Container] = {}
+        self.volumes: dict[str, VolumeInfo] = {}
         self._seen: dict[str, float] = {}
         self.closed = False
 
@@ -239,6 +250,14 @@ class FakeRuntime:
         container.logs.extend(line for _stream, line in run.out)
         container.traps_term = container.traps_term or run.traps_term
         container.started_at = _now()
+        used = {w.rsplit(":", 1)[1] for c in self.containers.values() for w in c.published.values()}
+        container.published = {}
+        for port in container.ports:
+            number = 32768
+            while str(number) in used:
+                number += 1
+            used.add(str(number))
+            container.published[port] = f"{container.publish_address}:{number}"
         if run.keeps_running:
             container.state, container.exit_code = "running", None
         else:
@@ -311,7 +330,12 @@ class FakeRuntime:
             cmd=list(spec.cmd) if spec.cmd else None,
             labels=dict(spec.labels),
             memory=spec.memory,
+            ports=list(spec.ports),
+            publish_address=spec.publish_address,
+            volumes=dict(spec.volumes),
         )
+        for name in spec.volumes:  # as Docker: a volume mount makes the volume if missing
+            self.volumes.setdefault(name, VolumeInfo(name, {}, _now()))
         return cid
 
     async def start(self, cid: str) -> None:
@@ -326,6 +350,7 @@ class FakeRuntime:
         if container.state in _ALIVE:
             container.state = "exited"
             container.exit_code = 0 if container.traps_term else 143
+            container.published = {}
             container.touch()
 
     async def restart(self, cid: str) -> None:
@@ -358,6 +383,7 @@ class FakeRuntime:
             created_at=container.created_at,
             exit_code=container.exit_code if container.state in ("exited", "dead") else None,
             labels=dict(container.labels),
+            ports=dict(container.published) if container.state in _ALIVE else {},
         )
 
     async def stats(self, cid: str) -> ContainerStats:
@@ -431,3 +457,110 @@ class FakeRuntime:
         out = b"".join(f"{line}\n".encode() for stream, line in run.out if stream == 1)
         err = b"".join(f"{line}\n".encode() for stream, line in run.out if stream == 2)
         return ExecResult(run.exit_code, out, err)
+
+    # --- named volumes -----------------------------------------------------------------------
+
+    def _users(self, name: str) -> tuple[str, ...]:
+        return tuple(c.id for c in self.containers.values() if name in c.volumes)
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> VolumeInfo:
+        self._check()
+        if name not in self.volumes:
+            self.volumes[name] = VolumeInfo(name, dict(labels), _now())
+        found = self.volumes[name]
+        return VolumeInfo(found.name, dict(found.labels), found.created_at)
+
+    async def inspect_volume(self, name: str) -> VolumeInfo | None:
+        self._check()
+        found = self.volumes.get(name)
+        if found is None:
+            return None
+        return VolumeInfo(found.name, dict(found.labels), found.created_at, None, self._users(name))
+
+    async def list_volumes(self, label: list[str]) -> list[VolumeInfo]:
+        self._check()
+        found: list[VolumeInfo] = []
+        for volume in self.volumes.values():
+            matches = True
+            for wanted in label:
+                key, sep, value = wanted.partition("=")
+                if key not in volume.labels or (sep and volume.labels[key] != value):
+                    matches = False
+            if matches:
+                found.append(
+                    VolumeInfo(
+                        volume.name,
+                        dict(volume.labels),
+                        volume.created_at,
+                        0,
+                        self._users(volume.name),
+                    )
+                )
+        return found
+
+    async def remove_volume(self, name: str) -> bool:
+        self._check()
+        if name not in self.volumes:
+            return False
+        if self._users(name):
+            raise EngineError(f"volume {name} is in use by a container")
+        del self.volumes[name]
+        return True
+
+    # --- copying files -----------------------------------------------------------------------
+
+    _FOLDERS = frozenset({"/", "/tmp", "/root", "/etc", "/bin"})
+
+    def _is_folder(self, container: _Container, path: str) -> bool:
+        path = posixpath.normpath(path)
+        if path in self._FOLDERS:
+            return True
+        entry = container.files.get(path)
+        return entry is not None and entry[0].isdir()
+
+    async def put_archive(self, cid: str, path: str, data: bytes) -> None:
+        self._check()
+        container = self.containers.get(cid)
+        if container is None:
+            raise EngineError(f"container {_short(cid)} does not exist")
+        if not self._is_folder(container, path):
+            if posixpath.normpath(path) in container.files:
+                raise EngineError(f"{path} is not a directory in the container")
+            raise EngineError(f"{path} does not exist in container {_short(cid)}")
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar.getmembers():
+                target = posixpath.normpath(posixpath.join(path, member.name))
+                handle = tar.extractfile(member) if member.isreg() else None
+                container.files[target] = (member, handle.read() if handle else b"")
+
+    async def get_archive(
+        self,
+        cid: str,
+        path: str,
+        *,
+        limit: int,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> bytes:
+        self._check()
+        container = self.containers.get(cid)
+        if container is None:
+            raise EngineError(f"container {_short(cid)} does not exist")
+        path = posixpath.normpath(path)
+        chosen = {p: e for p, e in container.files.items() if p == path or p.startswith(path + "/")}
+        if not chosen:
+            raise EngineError(f"{path} does not exist in container {_short(cid)}")
+        base = posixpath.dirname(path)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for where in sorted(chosen):
+                info, content = chosen[where]
+                copy = info.replace(name=posixpath.relpath(where, base), deep=False)
+                tar.addfile(copy, io.BytesIO(content) if copy.isreg() else None)
+        data = buffer.getvalue()
+        if len(data) > limit:
+            raise EngineError(
+                f"{path} is larger than the copy limit of {limit} bytes ([limits] max_copy_bytes)"
+            )
+        if on_progress is not None:
+            on_progress(len(data))
+        return data

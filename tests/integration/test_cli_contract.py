@@ -106,6 +106,7 @@ def test_the_doc_lists_every_json_command() -> None:
     assert set(_doc_commands()) == _json_commands(cli_group)
 
 
+@pytest.mark.timeout(360)  # volumes and cp added a second lease and five more CLI runs
 def test_every_documented_field_is_in_the_output_and_nothing_else(cli: Cli) -> None:
     shapes = {
         "Lease",
@@ -118,6 +119,9 @@ def test_every_documented_field_is_in_the_output_and_nothing_else(cli: Cli) -> N
         "Spend",
         "Capacity",
         "Reapers",
+        "Volume",
+        "Removed",
+        "Copy",
     }
     for prints in _doc_commands().values():
         assert set(prints.removeprefix("array of ").split(" and ")) <= shapes, prints
@@ -140,6 +144,7 @@ def test_every_documented_field_is_in_the_output_and_nothing_else(cli: Cli) -> N
         "rm": cli.json("rm", lease_id),
     }
     outputs["store start"] = outputs["store status"]  # same shape; starting one is test_embedded's
+    outputs.update(_volume_and_copy_outputs(cli))
     _check_shapes(outputs)
 
 
@@ -180,6 +185,25 @@ def _check_shapes(outputs: dict[str, object]) -> None:
         for shape in prints.removeprefix("array of ").split(" and "):
             expected |= _doc_fields(shape)
         assert _keys(output) == expected, (command, _keys(output) ^ expected)
+
+
+def _volume_and_copy_outputs(cli: Cli) -> dict[str, object]:
+    """``volumes``, ``volume ls``, ``volume rm`` and ``cp``, over a lease with a volume."""
+    import tempfile
+
+    lease = _lease(cli, "--duration", "20m", "-v", "contract:/contract")
+    lease_id = str(lease["id"])
+    found: dict[str, object] = {
+        "volumes": cli.json("volumes"),
+        "volume ls": cli.json("volume", "ls"),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "in.txt"
+        source.write_text("in")
+        found["cp"] = cli.json("cp", str(source), f"{lease_id}:/tmp")
+    cli.json("rm", lease_id)
+    found["volume rm"] = cli.json("volume", "rm", "contract")
+    return found
 
 
 # --- fixes -----------------------------------------------------------------------------------
