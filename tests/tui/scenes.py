@@ -166,11 +166,11 @@ async def activity(pilot: Pilot[Any]) -> None:
 
 
 async def team(pilot: Pilot[Any]) -> None:
-    """``t``: spend per user today and this week, the budget, the box's capacity."""
+    """``T``: spend per user today and this week, the budget, the box's capacity."""
     from containerlease_tui.tui.screens import TeamScreen
 
     await settle(pilot, lambda: _loaded(pilot.app), what="the demo leases")
-    await pilot.press("t")
+    await pilot.press("T")
     await settle(
         pilot,
         lambda: (
