@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = ["GuardianStart", "ensure_reaper", "guardian_log_path", "run_guardian"
 WATCH_PERIOD: Final = 1.0
 LOCK_TTL: Final = timedelta(seconds=10)
 MODE: Final = "guardian"
+GIVE_UP_AFTER: Final = 600.0  # seconds without an answer from the store
 
 
 def guardian_log_path() -> Path:
@@ -96,9 +98,9 @@ async def ensure_reaper(settings: Settings, store: Store) -> GuardianStart | Non
     return GuardianStart(started=True, pid=pid, log=log)
 
 
-async def _still_needed(store: Store, log: logging.Logger) -> bool:
-    """False once another reaper is alive or no active lease is left; Redis trouble: True
-    (an outage is exactly when leases still need an enforcer)."""
+async def _still_needed(store: Store, log: logging.Logger) -> bool | None:
+    """False once another reaper is alive or no active lease is left; None when the store
+    cannot say (an outage is exactly when leases still need an enforcer: stay)."""
     try:
         others = _others(await store.reapers())
         if others:
@@ -111,12 +113,20 @@ async def _still_needed(store: Store, log: logging.Logger) -> bool:
             log.info("no active lease left: leaving", extra={"action": "leave", "reason": "idle"})
             return False
     except StoreError as exc:
-        log.warning("cannot check the store", extra={"action": "watch", "error": one_line(exc)})
+        log.debug("cannot check the store", extra={"action": "watch", "error": one_line(exc)})
+        return None
     return True
 
 
 async def _watch(store: Store, token: str, stop: asyncio.Event, log: logging.Logger) -> None:
-    """Hold the lock and check the reason to be, every :data:`WATCH_PERIOD`, until ``stop``."""
+    """Hold the lock and check the reason to be, every :data:`WATCH_PERIOD`, until ``stop``.
+
+    A store that stays unreachable for :data:`GIVE_UP_AFTER` ends the guardian: nothing it
+    could do needs a store that is gone for good (a removed embedded store, a test's Redis),
+    and a detached process must not outlive its reason forever.
+    """
+    last_ok = time.monotonic()
+    down = False
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), WATCH_PERIOD)
@@ -128,9 +138,22 @@ async def _watch(store: Store, token: str, stop: asyncio.Event, log: logging.Log
                 stop.set()
                 return
         except StoreError as exc:
-            log.warning("cannot renew the lock", extra={"action": "watch", "error": one_line(exc)})
-        if not await _still_needed(store, log):
+            log.debug("cannot renew the lock", extra={"action": "watch", "error": one_line(exc)})
+        needed = await _still_needed(store, log)
+        if needed is False:
             stop.set()
+        elif needed is None:
+            if not down:  # once per outage, not every second
+                log.warning("the store does not answer; staying", extra={"action": "watch"})
+                down = True
+            if time.monotonic() - last_ok > GIVE_UP_AFTER:
+                log.warning(
+                    "the store has not answered for 10 min: leaving",
+                    extra={"action": "leave", "reason": "store"},
+                )
+                stop.set()
+        else:
+            last_ok, down = time.monotonic(), False
 
 
 async def run_guardian(settings: Settings) -> int:
@@ -160,7 +183,7 @@ async def run_guardian(settings: Settings) -> int:
             "guardian reaper",
             extra={"action": "config", "prefix": settings.redis.key_prefix, "pid": os.getpid()},
         )
-        if not await _still_needed(store, log):
+        if await _still_needed(store, log) is False:
             return 0
         reaper = Reaper(settings, store, engine, mode=MODE, log=log)
         watcher = asyncio.create_task(_watch(store, token, stop, log))
