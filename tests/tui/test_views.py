@@ -139,7 +139,7 @@ async def test_help_and_palette_name_the_views() -> None:
         for words in ("Activity: who did what", "Team: spend per user", "Reapers: who cleans up"):
             assert words in text, words
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        assert {"Activity (v)", "Team (t)", "Reapers (R)"} <= set(titles)
+        assert {"Activity (v)", "Team (T)", "Reapers (R)"} <= set(titles)
 
 
 def _budget_settings(budget: str | None = "2.5", per_user: int = 100) -> object:
