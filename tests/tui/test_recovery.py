@@ -233,6 +233,9 @@ async def test_redis_goes_down_and_comes_back(
             await _still_answers_keys(pilot)
             assert "before" in _names(app)  # what was known stays on screen
 
+            if not app.main.leases.show_all:  # bob's lease below is in everybody's view
+                await pilot.press("a")
+                await settle(pilot, lambda: app.main.leases.show_all is True)
             await private_redis.start()  # same port, same append-only file
             # Written as soon as Redis answers, whether or not the app has reconnected yet.
             await other.submit(ProvisionRequest("busybox", "30m", name="after"))
