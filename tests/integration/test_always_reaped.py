@@ -56,20 +56,6 @@ OUTAGE = 20.0  # seconds Redis or Docker stays away
 BACK_TARGET = 1.0  # reaping resumes this soon after it answers again
 
 
-@pytest.fixture
-async def store(settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[LeaseStore]:
-    s = LeaseStore.from_settings(settings)
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[Engine]:
-    e = Engine(settings.docker)
-    yield e
-    await e.close()
-
-
 async def all_reaped(store: LeaseStore, engine: Engine, leases: list[Lease]) -> bool:
     """Every lease closed ``expired`` and its container gone."""
     if (await statuses(store, leases))["expired"] != len(leases):

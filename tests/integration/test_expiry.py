@@ -4,12 +4,10 @@ lease's length (never at creation), one per point, re-armed by an extension."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import redis.asyncio as aioredis
 
 from containerlease_tui.config import ReaperSettings, Settings
 from containerlease_tui.models import EventType, Lease, LeaseStatus, Resources, utcnow
@@ -22,13 +20,6 @@ from tests.store_helpers import events_for
 pytestmark = pytest.mark.integration
 
 POINTS = [timedelta(minutes=10), timedelta(minutes=2), timedelta(seconds=30)]
-
-
-@pytest.fixture
-async def store(settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[LeaseStore]:
-    s = LeaseStore.from_settings(settings)
-    yield s
-    await s.close()
 
 
 def _warner(settings: Settings, store: LeaseStore) -> ExpiryWarner:

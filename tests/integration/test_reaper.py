@@ -211,20 +211,6 @@ async def running(reaper: Reaper) -> AsyncIterator[asyncio.Task[None]]:
     task.result()  # a crashed loop fails the test here
 
 
-@pytest.fixture
-async def store(settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[LeaseStore]:
-    s = LeaseStore.from_settings(settings)
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[Engine]:
-    e = Engine(settings.docker)
-    yield e
-    await e.close()
-
-
 class Proxy:
     """A byte pipe in front of a unix socket or TCP port: down (nothing listens), up, or a
     black hole (accepts connections and never answers)."""

@@ -11,7 +11,7 @@ import json
 import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,20 +40,6 @@ from tests.store_helpers import events_for
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cleanup_containers")]
 
 UNREADABLE = "unreadable lease record skipped"
-
-
-@pytest.fixture
-async def store(settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[LeaseStore]:
-    s = LeaseStore.from_settings(settings)
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[Engine]:
-    e = Engine(settings.docker)
-    yield e
-    await e.close()
 
 
 def pending_lease(settings: Settings, owner: str = "alice", minutes: float = 5) -> Lease:

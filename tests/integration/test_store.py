@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from containerlease_tui.config import Settings
 from containerlease_tui.models import EventType, Lease, LeaseStatus, utcnow
 from containerlease_tui.store import (
     MAX_WATCH_CONFLICTS,
@@ -20,13 +19,6 @@ from containerlease_tui.store import (
     LeaseStore,
 )
 from tests.store_helpers import events_for
-
-
-@pytest.fixture
-async def store(settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[LeaseStore]:
-    s = LeaseStore.from_settings(settings)
-    yield s
-    await s.close()
 
 
 @pytest.fixture
