@@ -70,7 +70,9 @@ def docker_url() -> str:
 
 
 @pytest.fixture
-def redis_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def redis_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """The shared redis-server, or, for a test marked ``own_redis`` (its fault is global to
     the server: FLUSHALL, ``maxmemory``), a private one of its own, so the tests running
     beside it under ``pytest -n`` keep their data."""
@@ -84,6 +86,8 @@ def redis_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     folder.mkdir()
     server = RedisServer(folder)
     server.start_sync()
+    # The environment outranks the config file: the private server must win there too.
+    monkeypatch.setenv("CONTAINERLEASE_REDIS_URL", server.url)
     try:
         yield server.url
     finally:
