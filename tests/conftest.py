@@ -41,6 +41,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # under `pytest -n` (--dist loadgroup) they run one after another on one worker.
         if "pull_image" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("real-pull"))
+        # The TUI tests are the CPU-bound part: one at a time, so the others' deadlines and
+        # reapers (measured to the second) keep a core.
+        elif parts and parts[0] == "tui":
+            item.add_marker(pytest.mark.xdist_group("tui"))
 
 
 def _need(name: str) -> str:

@@ -89,6 +89,7 @@ from containerlease_tui.tui.toasts import (
     no_logs_reason,
     toasts_for,
 )
+from containerlease_tui.tui.watchdog import exit_after
 from containerlease_tui.tui.widgets import LogPane, ProvisionForm
 from containerlease_tui.tui.widgets.lease_table import LeasesPane
 
@@ -110,6 +111,9 @@ REAPER_STOP_TIMEOUT = 5.0
 """How long quitting waits for the in-app reaper to finish its pass."""
 HAND_OVER_TIMEOUT = 3.0
 """How long quitting waits to learn whether a guardian reaper must be started."""
+EXIT_SLACK = 4.0
+"""What a signalled leave may take beyond stopping the reaper and handing over (restoring the
+terminal, closing connections) before the watchdog ends the process."""
 CONTAINER_POLL = 0.5
 """Seconds between two readings of the containers' real state (one engine listing each)."""
 GC_THRESHOLDS = (20_000, 20, 20)
@@ -1035,6 +1039,9 @@ class ContainerLeaseApp(App[None]):
         instead of dying on the spot with the leases unattended."""
         if not self._leaving:
             self._leaving = True
+            # The terminal may be gone: Textual's shutdown can then hang writing to it, so the
+            # process is made to end once the leases have had their time to be handed over.
+            exit_after(REAPER_STOP_TIMEOUT + HAND_OVER_TIMEOUT + EXIT_SLACK)
             self.run_worker(self.action_quit(), group="quit", exit_on_error=False)
 
     def _catch_hang_up(self) -> None:
