@@ -111,7 +111,7 @@ REAPER_STOP_TIMEOUT = 5.0
 """How long quitting waits for the in-app reaper to finish its pass."""
 HAND_OVER_TIMEOUT = 3.0
 """How long quitting waits to learn whether a guardian reaper must be started."""
-EXIT_SLACK = 4.0
+EXIT_SLACK = 2.0
 """What a signalled leave may take beyond stopping the reaper and handing over (restoring the
 terminal, closing connections) before the watchdog ends the process."""
 CONTAINER_POLL = 0.5
@@ -1039,10 +1039,16 @@ class ContainerLeaseApp(App[None]):
         instead of dying on the spot with the leases unattended."""
         if not self._leaving:
             self._leaving = True
-            # The terminal may be gone: Textual's shutdown can then hang writing to it, so the
-            # process is made to end once the leases have had their time to be handed over.
-            exit_after(REAPER_STOP_TIMEOUT + HAND_OVER_TIMEOUT + EXIT_SLACK)
-            self.run_worker(self.action_quit(), group="quit", exit_on_error=False)
+            # The terminal may be gone: Textual's shutdown then hangs writing to it, so the
+            # process is made to end (a backstop here, in case handing over itself hangs).
+            exit_after(REAPER_STOP_TIMEOUT + HAND_OVER_TIMEOUT + 2 * EXIT_SLACK)
+            self.run_worker(self._leave_on_signal(), group="quit", exit_on_error=False)
+
+    async def _leave_on_signal(self) -> None:
+        await self._stop_reaper()
+        await self._hand_over()
+        exit_after(EXIT_SLACK)  # the leases are handed over: nothing left needs this process
+        self.exit()
 
     def _catch_hang_up(self) -> None:
         loop = asyncio.get_running_loop()
