@@ -323,8 +323,8 @@ async def test_the_users_keys_work_and_show_in_footer_help_and_palette(tmp_path:
         table = app.main.leases.table
         table.select_lease(RUNNING)
         table.focus()
-        await pilot.pause()
-        assert "^e Extend" in footer_text(app)
+        # The footer recomposes after the focus moves: wait for it, not for one pause.
+        await settle(pilot, lambda: "^e Extend" in footer_text(app), what="the footer's keys")
         help_keys = {keys for _, rows in app.help_sections() for keys, _what in rows}
         assert "ctrl+e" in help_keys
         commands = [c.title for c in app.get_system_commands(app.screen)]
