@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.theme import Theme
 
 from containerlease_tui.config import Settings
-from containerlease_tui.models import (
-    utcnow,
-)
+from containerlease_tui.models import utcnow
 from containerlease_tui.tui.keys import (
     GLOBAL_KEYS,
     LEASE_KEYS,
@@ -35,21 +34,19 @@ from containerlease_tui.tui.keys import (
     hidden,
     load_user_keymap,
 )
-from containerlease_tui.tui.messages import (
-    ServiceReady,
-)
-from containerlease_tui.tui.screens import (
-    MainScreen,
-)
-
-if TYPE_CHECKING:
-    from containerlease_tui.leases import (
-        LeaseService,
-    )
+from containerlease_tui.tui.messages import ServiceReady
 from containerlease_tui.tui.parts.actions import ActionsPart
 from containerlease_tui.tui.parts.shutdown import ShutdownPart
 from containerlease_tui.tui.parts.status import StatusPart
 from containerlease_tui.tui.parts.views import ViewsPart
+from containerlease_tui.tui.screens import MainScreen
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
+
+    from containerlease_tui.leases import (
+        LeaseService,
+    )
 
 HERE = Path(__file__).parent
 GC_THRESHOLDS = (20_000, 20, 20)
@@ -74,7 +71,7 @@ STATE_FILE = "app.json"
 """What the app remembers between runs (the theme), in the user's state folder."""
 
 
-def _read_state(path: Path | None) -> dict[str, Any]:
+def _read_state(path: Path | None) -> dict[str, object]:
     if path is None:
         return {}
     try:
@@ -168,19 +165,19 @@ class ContainerLeaseApp(ShutdownPart, ViewsPart, ActionsPart, StatusPart):
         else:
             self._connect()
 
-    def _save_theme(self, theme: Any) -> None:
+    def _save_theme(self, theme: Theme) -> None:
         """The chosen theme, kept for the next start (the palette's "Change theme")."""
         if self._state_file is None:
             return
         state = _read_state(self._state_file)
-        state["theme"] = str(getattr(theme, "name", theme))
+        state["theme"] = theme.name
         with contextlib.suppress(OSError):
             self._state_file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._state_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(state), encoding="utf-8")
             tmp.replace(self._state_file)
 
-    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: Any) -> None:
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: DOMNode) -> None:
         """Conflicts in the user's keymap are found and reported once, at load
         (``keys.build_keymap``), and the conflicting entries are not applied."""
 

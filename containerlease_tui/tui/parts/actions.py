@@ -10,10 +10,7 @@ from textual.app import SuspendNotSupported
 from textual.content import Content
 from textual.widgets import DataTable
 
-from containerlease_tui.models import (
-    Lease,
-    LeaseStatus,
-)
+from containerlease_tui.models import Lease, LeaseStatus
 from containerlease_tui.sanitize import clean
 from containerlease_tui.tui.formatting import lease_label
 from containerlease_tui.tui.messages import (
@@ -22,22 +19,16 @@ from containerlease_tui.tui.messages import (
     ProvisionStatus,
     PullProgressed,
 )
-from containerlease_tui.tui.screens import (
-    ConfirmScreen,
-    ExtendScreen,
-)
-from containerlease_tui.tui.toasts import (
-    failed_key,
-    no_logs_reason,
-)
+from containerlease_tui.tui.parts.base import short, while_open
+from containerlease_tui.tui.parts.workers import WorkersPart
+from containerlease_tui.tui.screens import ConfirmScreen, ExtendScreen
+from containerlease_tui.tui.toasts import failed_key, no_logs_reason
 from containerlease_tui.tui.widgets import LogPane, ProvisionForm
 
 if TYPE_CHECKING:
     from containerlease_tui.leases import (
         LeaseService,
     )
-from containerlease_tui.tui.parts.base import short, while_open
-from containerlease_tui.tui.parts.workers import WorkersPart
 
 
 class ActionsPart(WorkersPart):

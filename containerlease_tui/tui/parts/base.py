@@ -15,19 +15,11 @@ from textual.notifications import SeverityLevel
 from textual.worker import Worker
 
 from containerlease_tui.config import Settings
-from containerlease_tui.models import (
-    Lease,
-)
+from containerlease_tui.models import Lease
 from containerlease_tui.sanitize import clean, one_line
-from containerlease_tui.tui.keys import (
-    Keymap,
-)
-from containerlease_tui.tui.screens import (
-    MainScreen,
-)
-from containerlease_tui.tui.toasts import (
-    Toast,
-)
+from containerlease_tui.tui.keys import Keymap
+from containerlease_tui.tui.screens import MainScreen
+from containerlease_tui.tui.toasts import Toast
 
 if TYPE_CHECKING:
     from containerlease_tui.leases import (

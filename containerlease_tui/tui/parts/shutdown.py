@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from typing import TYPE_CHECKING
 
 from textual.worker import WorkerState
 
-if TYPE_CHECKING:
-    pass
 from containerlease_tui.tui.parts.base import AppBase
 
 REAPER_STOP_TIMEOUT = 5.0

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from textual import on
 from textual.content import Content
 
-from containerlease_tui.models import (
-    LeaseEvent,
-    LeaseStatus,
-)
+from containerlease_tui.models import LeaseEvent, LeaseStatus
 from containerlease_tui.redact import redact_url
 from containerlease_tui.sanitize import one_line
 from containerlease_tui.tui.messages import (
@@ -25,6 +21,8 @@ from containerlease_tui.tui.messages import (
     ServiceFailed,
     ServiceReady,
 )
+from containerlease_tui.tui.parts.base import while_open
+from containerlease_tui.tui.parts.workers import WorkersPart
 from containerlease_tui.tui.toasts import (
     container_toast,
     expiry_toasts,
@@ -32,11 +30,6 @@ from containerlease_tui.tui.toasts import (
     toasts_for,
 )
 from containerlease_tui.tui.widgets.lease_table import LeasesPane
-
-if TYPE_CHECKING:
-    pass
-from containerlease_tui.tui.parts.base import while_open
-from containerlease_tui.tui.parts.workers import WorkersPart
 
 
 class StatusPart(WorkersPart):

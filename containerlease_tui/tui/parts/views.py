@@ -27,6 +27,7 @@ from containerlease_tui.tui.keys import (
     VIEW_KEYS,
     key_label,
 )
+from containerlease_tui.tui.parts.base import AppBase
 from containerlease_tui.tui.screens import (
     ActivityScreen,
     HelpScreen,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from containerlease_tui.leases import (
         LeaseService,
     )
-from containerlease_tui.tui.parts.base import AppBase
 
 
 class ViewsPart(AppBase):

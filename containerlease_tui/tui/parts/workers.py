@@ -10,9 +10,7 @@ from textual import work
 
 from containerlease_tui.backoff import Backoff
 from containerlease_tui.leases import LeaseError, ProvisionFailed
-from containerlease_tui.models import (
-    Lease,
-)
+from containerlease_tui.models import Lease
 from containerlease_tui.tui.messages import (
     ActionDone,
     ContainersChecked,
@@ -27,6 +25,7 @@ from containerlease_tui.tui.messages import (
     ServiceFailed,
     ServiceReady,
 )
+from containerlease_tui.tui.parts.base import AppBase, short
 
 if TYPE_CHECKING:
     from containerlease_tui.leases import (
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
         PullProgress,
         ReaperStatus,
     )
-from containerlease_tui.tui.parts.base import AppBase, short
 
 EVENT_BLOCK_MS = 2000
 """How long one read of the event stream waits (the store caps it below its socket timeout)."""
