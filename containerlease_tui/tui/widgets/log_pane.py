@@ -155,6 +155,8 @@ class LogPane(Vertical):
             self.unseen += len(lines) - len(markers)
             return
         self._write(lines)
+        if not self.view.following:
+            self._title()  # "… of N": N grows below the rows being read
 
     @on(LogStreamEnded)
     def _on_ended(self, message: LogStreamEnded) -> None:
