@@ -109,6 +109,7 @@ def _public(lease: Lease, now: datetime, states: dict[str, ContainerState]) -> d
     state = states.get(lease.id)
     public["container_state"] = state.state if state else None
     public["exit_code"] = state.exit_code if state else None
+    public["oom_killed"] = state.oom_killed if state else None
     return public
 
 
@@ -497,7 +498,7 @@ _lifecycle("restart", "Restart LEASE's container.")
 @click.pass_obj
 def status(settings: Settings, lease: str, as_json: bool) -> None:
     """State, health, uptime, CPU and memory of LEASE's container."""
-    from containerlease_tui.leases import LeaseStatusReport
+    from containerlease_tui.leases import ContainerState, LeaseStatusReport
 
     async def work(service: LeaseService) -> LeaseStatusReport:
         return await service.status(lease)
@@ -508,6 +509,8 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
     data: dict[str, object] = {
         **report.lease.to_public(now),
         "state": info.state if info else "gone",
+        "exit_code": info.exit_code if info else None,
+        "oom_killed": info.oom_killed if info else None,
         "health": info.health if info else None,
         "uptime_seconds": (
             round((now - info.started_at).total_seconds())
@@ -529,7 +532,12 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
     uptime = data["uptime_seconds"]
     click.echo(
         clean(
-            f"state: {data['state']}"
+            "state: "
+            + (
+                ContainerState(info.state, info.exit_code, info.oom_killed).describe()
+                if info
+                else "gone"
+            )
             + (f"  health: {data['health']}" if data["health"] else "")
             + (
                 f"  uptime: {_ago_or_left(float(uptime), long=True)}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import replace
 from typing import Final
 
 import aiodocker
@@ -95,6 +96,10 @@ def create_body(spec: ContainerSpec) -> dict[str, JSONValue]:
             for name, target in spec.volumes.items()
         ]
     return config
+
+
+OOM_EXIT_CODE: Final = 137
+"""How a process the OOM killer ended exits (128 + SIGKILL)."""
 
 
 class Engine:
@@ -254,7 +259,21 @@ class Engine:
                 all=True, filters={"label": label_filter(instance)}
             )
         fields = ("Id", "Names", "State", "Status", "Created", "Labels")
-        return [info_from_list({key: c[key] for key in fields if key in c}) for c in found]
+        infos = [info_from_list({key: c[key] for key in fields if key in c}) for c in found]
+        return [await self._with_oom(info) for info in infos]
+
+    async def _with_oom(self, info: ContainerInfo) -> ContainerInfo:
+        """``info`` with ``oom_killed`` (the listing does not say): an exit with 137 (SIGKILL)
+        is looked up, since an OOM kill looks just like a ``docker kill`` there."""
+        if info.exit_code != OOM_EXIT_CODE or info.state not in ("exited", "dead"):
+            return info
+        try:
+            full = await self.inspect(info.id)
+        except EngineError:
+            return info  # gone meanwhile, or the engine hiccuped: the summary stands
+        if full is None or not full.oom_killed:
+            return info
+        return replace(info, oom_killed=True)
 
     # --- streams -------------------------------------------------------------------------
 
