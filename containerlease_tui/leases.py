@@ -91,6 +91,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_ENV_VALUE",
     "MAX_ENV_VARS",
+    "EventBatch",
     "Forbidden",
     "HealthReport",
     "ImageRow",

@@ -17,7 +17,8 @@ from textual.notifications import SeverityLevel
 from containerlease_tui.models import Lease, LeaseEvent
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import ImageRow, LeaseService, PullProgress, ReaperStatus
+    from containerlease_tui.leases import ImageRow, PullProgress, ReaperStatus
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 MAX_COALESCED_LINES = 10_000
 

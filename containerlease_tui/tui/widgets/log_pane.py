@@ -26,7 +26,7 @@ from containerlease_tui.tui.messages import LogLines, LogSaved, LogStreamEnded
 from containerlease_tui.tui.widgets.inputs import FilterInput
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import LeaseService
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 MAX_LINES = 10_000
 """Lines kept per lease; older ones drop."""
