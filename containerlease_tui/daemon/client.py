@@ -302,7 +302,7 @@ class RemoteLeaseService:
         text = await self._call(
             "POST", f"/leases/{_ref(lease.id)}/exec", body={"cmd": list(cmd)}, raw=True
         )
-        return wire.EXEC.validate_json(text)
+        return wire.ExecWire.model_validate_json(text).result()
 
     async def last_event_id(self) -> str:
         return str((await self._call("GET", "/events/last"))["id"])

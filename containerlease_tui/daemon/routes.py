@@ -325,7 +325,9 @@ async def exec_(request: web.Request) -> web.Response:
     svc = service(request)
     lease = await svc.container_for(request.match_info["ref"], "run a command in")
     result = await svc.exec(lease, body.cmd)
-    return _json(wire.dump(wire.EXEC, result))
+    return web.Response(
+        text=wire.ExecWire.of(result).model_dump_json(), content_type="application/json"
+    )
 
 
 @routes.get(f"{wire.API}/events")

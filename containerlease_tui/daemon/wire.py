@@ -45,10 +45,29 @@ HEALTH: Final = TypeAdapter(HealthReport)
 REAPERS: Final = TypeAdapter(ReaperStatus)
 EVENTS: Final = TypeAdapter(EventBatch)
 PROGRESS: Final = TypeAdapter(PullProgress)
-# Output is any bytes: base64 on the wire.
-EXEC: Final = TypeAdapter(
-    ExecResult, config=ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
-)
+
+
+class ExecWire(BaseModel):
+    """An :class:`ExecResult` on the wire: its output is any bytes, so base64."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    truncated: bool = False
+
+    @classmethod
+    def of(cls, result: ExecResult) -> ExecWire:
+        return cls(
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            truncated=result.truncated,
+        )
+
+    def result(self) -> ExecResult:
+        return ExecResult(self.exit_code, self.stdout, self.stderr, self.truncated)
 
 
 def dump(adapter: TypeAdapter[Any], value: object) -> Any:

@@ -141,9 +141,9 @@ class Daemon:
                 "PATH=/usr/bin:/bin",
                 _user_python().executable,
                 "-I",
-                "-c",
-                code,
+                "-",
             ],
+            input=code.encode(),
             capture_output=True,
             timeout=60,
             cwd="/",
@@ -218,6 +218,7 @@ def _refused(run: Run, owner: str) -> bool:
     return run.code == 1 and f"belongs to {owner}" in run.err and one and "Traceback" not in run.err
 
 
+@pytest.mark.timeout(300)
 def test_users_lease_through_the_daemon_without_engine_access(daemon: Daemon) -> None:
     # The client holds nothing: its config names only the socket, and it is not in `docker`.
     assert "redis" not in daemon.client_config.read_text()
@@ -249,6 +250,10 @@ def test_users_lease_through_the_daemon_without_engine_access(daemon: Daemon) ->
     ):
         assert _refused(daemon.as_user("cl-bob", *args), "cl-alice"), args
 
+
+@pytest.mark.timeout(300)
+def test_the_owner_runs_the_whole_lifecycle_through_the_daemon(daemon: Daemon) -> None:
+    lid = str(_json(daemon.as_user("cl-alice", "provision", "busybox", "--wait", "--json"))["id"])
     status = _json(daemon.as_user("cl-alice", "status", lid, "--json"))
     assert (status["status"], status["state"]) == ("running", "running")
     ran = daemon.as_user("cl-alice", "exec", lid, "--", "sh", "-c", "echo in-$((6*7)); exit 3")
