@@ -55,6 +55,7 @@ class Backend:
 
 
 BACKEND: Final = web.AppKey("backend", Backend)
+PEER: Final = web.RequestKey("peer", Peer)
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -68,8 +69,7 @@ def _error(status: int, error_type: str, message: str) -> web.Response:
 
 
 def peer(request: web.Request) -> Peer:
-    found: Peer = request["peer"]
-    return found
+    return request[PEER]
 
 
 def service(request: web.Request) -> LeaseService:
@@ -99,7 +99,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     """Identify the peer, count the request in flight, and answer every failure as JSON."""
     backend = request.app[BACKEND]
     try:
-        request["peer"] = peer_of(
+        request[PEER] = peer_of(
             request.transport.get_extra_info("socket") if request.transport else None,
             backend.settings,
         )
