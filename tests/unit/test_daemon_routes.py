@@ -5,6 +5,7 @@ ignored, progress streamed, nothing half-made when a client goes away mid-provis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -152,3 +153,24 @@ def test_unsafe_socket_paths(tmp_path: Path) -> None:
             prepare(tmp_path / "new" / "api.sock")
     finally:
         made.close()
+
+
+async def test_garbage_and_a_thousand_quick_connects_leave_it_serving(
+    served: tuple[RemoteLeaseService, MemoryStore, Path],
+) -> None:
+    client, _, path = served
+    payloads = [
+        b"",
+        b"\x00\xff\xfe garbage\r\n\r\n",
+        b"GET /v1/leases HTTP/1.1\r\n",  # truncated
+        b"GET /v1/leases HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",
+        b"POST /v1/leases HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{",  # short body
+    ]
+    for i in range(1000):
+        _, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(payloads[i % len(payloads)])
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    assert [x.status for x in await client.list()] == []
+    assert (await client.health()).docker_ok
