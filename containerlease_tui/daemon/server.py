@@ -39,6 +39,12 @@ def daemon_log() -> logging.Logger:
 
 async def serve(settings: Settings, *, reaper: bool = True) -> int:
     """Run the daemon until SIGTERM/SIGINT; the exit code (2: the socket is unsafe)."""
+    # Before the socket exists: a SIGTERM as soon as it answers is a clean stop too.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
     log = daemon_log()
     handler = json_handler()
     log.addHandler(handler)
@@ -57,11 +63,6 @@ async def serve(settings: Settings, *, reaper: bool = True) -> int:
     engine = Engine(settings.docker)
     backend = Backend(settings, store, engine, log)
     runner = web.AppRunner(application(backend), access_log=None, handle_signals=False)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
     reaper_task: asyncio.Task[None] | None = None
     try:
         await runner.setup()
