@@ -43,6 +43,9 @@ CORE = [
     "labels",
     "leases",
     "reaper",
+    "service_api",
+    "daemon.server",
+    "daemon.client",
     "cli",
 ]
 REQUIRED = {"config", "models", "durations"}
