@@ -94,11 +94,11 @@ from containerlease_tui.tui.widgets.lease_table import LeasesPane
 
 if TYPE_CHECKING:
     from containerlease_tui.leases import (
-        LeaseService,
         ProvisionRequest,
         PullProgress,
         ReaperStatus,
     )
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 P = ParamSpec("P")
 HERE = Path(__file__).parent
@@ -331,12 +331,13 @@ class ContainerLeaseApp(App[None]):
     @work(group="connect", exclusive=True, exit_on_error=False)
     async def _connect(self) -> None:
         """Open the service (retrying with backoff); never in compose."""
-        from containerlease_tui.leases import LeaseService
+        from containerlease_tui.service_api import connect_service
 
         backoff = Backoff()
         while True:
             try:
-                self.post_message(ServiceReady(LeaseService.open(self.settings, self._user)))
+                # The daemon's client when it serves this machine, else direct (never blocks).
+                self.post_message(ServiceReady(await connect_service(self.settings, self._user)))
                 return
             except asyncio.CancelledError:
                 raise
