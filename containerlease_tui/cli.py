@@ -48,8 +48,8 @@ if TYPE_CHECKING:
         ReaperOverview,
         VolumeRow,
     )
-    from containerlease_tui.spend import Capacity, Outlook, TeamSpend
     from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
+    from containerlease_tui.spend import Capacity, Outlook, TeamSpend
 
 T = TypeVar("T")
 

@@ -9,37 +9,50 @@ import asyncio
 import builtins
 import contextlib
 import json
+import os
+import signal
 import socket
+import sys
+import termios
+import tty
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final, TextIO, cast
 from urllib.parse import quote
 
 import aiohttp
 
+from containerlease_tui.activity import EventFilter, visible
 from containerlease_tui.config import ImageSpec, LimitSettings, Settings
 from containerlease_tui.daemon import wire
+from containerlease_tui.daemon.wire import EventHistory, LeaseList
 from containerlease_tui.errors import InvalidInput, LeaseError, ServiceUnavailable
 from containerlease_tui.leases import (
+    ContainerState,
+    CopyReport,
     EventBatch,
     ExecResult,
     HealthReport,
     ImageRow,
     LeaseStatusReport,
     PullProgress,
+    ReaperOverview,
     ReaperStatus,
+    VolumeRow,
 )
-from containerlease_tui.models import Lease
+from containerlease_tui.models import Lease, LeaseEvent
 from containerlease_tui.policy import Action, LeasePolicy, ProvisionRequest
+from containerlease_tui.spend import Capacity, Outlook, TeamSpend
+from containerlease_tui.terminal import InputReader
 
 BASE: Final = "http://containerlease"
 CONNECT_TIMEOUT: Final = 5.0
 CALL_TIMEOUT: Final = 120.0
-SHELL_BLOCKED: Final = (
-    "the interactive shell is not available through the daemon yet; "
-    "use `containerlease exec LEASE -- CMD` (or direct mode on a one-user machine)"
+COPY_BLOCKED: Final = (
+    "cp is not available through the daemon yet (it would read or write files in the "
+    "daemon's world, not yours); use `containerlease exec` or direct mode"
 )
 
 
@@ -256,9 +269,9 @@ class RemoteLeaseService:
     async def resolve(self, ref: str) -> Lease:
         return wire.LEASE.validate_python(await self._call("GET", f"/leases/{_ref(ref)}"))
 
-    async def list(self, *, all_users: bool = False) -> builtins.list[Lease]:
-        params = {"all": "1"} if all_users else None
-        return wire.LEASES.validate_python(await self._call("GET", "/leases", params=params))
+    async def list(self, *, all_users: bool = False) -> LeaseList:
+        params = {"all": "1" if all_users else "0", "skipped": "1"}
+        return wire.lease_list(await self._call("GET", "/leases", params=params))
 
     async def extend(self, ref: str, by: str | timedelta | None = None) -> Lease:
         amount = f"{int(by.total_seconds())}s" if isinstance(by, timedelta) else by
@@ -296,7 +309,11 @@ class RemoteLeaseService:
                 yield line
 
     async def shell(self, lease: Lease, cmd: builtins.list[str] | None = None) -> int:
-        raise InvalidInput(SHELL_BLOCKED)
+        """The interactive shell through the daemon's WebSocket (:mod:`.shell`): this terminal
+        in raw mode, the remote TTY sized like it and resized with it; returns the exit code.
+        With piped stdin: no TTY, the input's end is passed on."""
+        await self.check_shell(lease)  # a typed refusal before the terminal changes
+        return await remote_shell(self, lease.id, cmd or ["/bin/sh"])
 
     async def exec(self, lease: Lease, cmd: Sequence[str]) -> ExecResult:
         text = await self._call(
@@ -327,6 +344,197 @@ class RemoteLeaseService:
     async def ensure_reaper(self) -> None:
         """Nothing to start: the daemon runs the reaper."""
         return None
+
+    async def container_state(self, lease: Lease) -> ContainerState | None:
+        data = await self._call("GET", f"/leases/{_ref(lease.id)}/state")
+        return wire.STATE.validate_python(data)
+
+    async def container_states(self, leases: Sequence[Lease]) -> dict[str, ContainerState]:
+        ids = [lease.id for lease in leases if lease.docker_id]
+        if not ids:
+            return {}
+        data = await self._call("POST", "/containers/states", body={"ids": ids})
+        return wire.STATES.validate_python(data)
+
+    async def settled(
+        self, lease: Lease, within: timedelta = timedelta(seconds=2)
+    ) -> ContainerState | None:
+        params = {"within_ms": str(int(within.total_seconds() * 1000))}
+        data = await self._call("GET", f"/leases/{_ref(lease.id)}/settled", params=params)
+        return wire.STATE.validate_python(data)
+
+    async def last_lines(self, lease: Lease, count: int = 10) -> builtins.list[str]:
+        params = {"count": str(count)}
+        data = await self._call("GET", f"/leases/{_ref(lease.id)}/last-lines", params=params)
+        return wire.LINES.validate_python(data)
+
+    async def check_shell(self, lease: Lease) -> None:
+        await self._call("POST", f"/leases/{_ref(lease.id)}/check-shell")
+
+    def shown(
+        self, events: Sequence[LeaseEvent], filt: EventFilter | None = None
+    ) -> builtins.list[LeaseEvent]:
+        # Pure: the same redaction as direct mode, with the identity the daemon gave us (the
+        # daemon redacts what it sends anyway; this only filters).
+        chosen = filt.select(events) if filt is not None else builtins.list(events)
+        return [visible(e, self.user, self.is_admin) for e in chosen]
+
+    async def event_log(
+        self, filt: EventFilter | None = None, *, limit: int = 1000
+    ) -> EventHistory:
+        body = {"filter": wire.dump(wire.FILTER, filt), "limit": limit}
+        return wire.HISTORY.validate_python(await self._call("POST", "/events/log", body=body))
+
+    # ``now`` is ignored in client mode: the daemon's clock decides the day (a client must not
+    # move the boundary of the budget it reports on).
+    async def spend(self, now: datetime | None = None) -> TeamSpend:
+        return wire.SPEND.validate_python(await self._call("GET", "/spend"))
+
+    async def outlook(self, now: datetime | None = None) -> Outlook:
+        return wire.OUTLOOK.validate_python(await self._call("GET", "/outlook"))
+
+    async def capacity(self) -> Capacity:
+        return wire.CAPACITY.validate_python(await self._call("GET", "/capacity"))
+
+    async def reaper_overview(
+        self, now: datetime | None = None, *, upcoming: int = 10
+    ) -> ReaperOverview:
+        params = {"upcoming": str(upcoming)}
+        data = await self._call("GET", "/reapers/overview", params=params)
+        return wire.OVERVIEW.validate_python(data)
+
+    async def volumes(self) -> builtins.list[VolumeRow]:
+        return wire.VOLUMES.validate_python(await self._call("GET", "/volumes"))
+
+    async def volume_rm(self, name: str) -> str:
+        data = await self._call("DELETE", f"/volumes/{_ref(name)}")
+        return str(data["name"])
+
+    async def copy_in(self, ref: str, source: Path, dest: str) -> CopyReport:
+        raise InvalidInput(COPY_BLOCKED)
+
+    async def copy_out(
+        self,
+        ref: str,
+        source: str,
+        dest: Path,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> CopyReport:
+        raise InvalidInput(COPY_BLOCKED)
+
+
+async def remote_shell(service: RemoteLeaseService, lease_id: str, cmd: Sequence[str]) -> int:
+    stdin_fd = _fileno(sys.stdin, 0)
+    out = _binary(sys.stdout, sys.__stdout__)
+    err = _binary(sys.stderr, sys.__stderr__)
+    interactive = os.isatty(stdin_fd)
+    params: builtins.list[tuple[str, str]] = [
+        ("cmd", json.dumps(list(cmd))),
+        ("tty", "1" if interactive else "0"),
+        ("term", os.environ.get("TERM") or "xterm"),
+    ]
+    size = _terminal_size(stdin_fd, _fileno(sys.stdout, 1)) if interactive else None
+    if size is not None:
+        params += [("size", str(size.lines)), ("size", str(size.columns))]
+    url = f"{BASE}{wire.API}/leases/{_ref(lease_id)}/shell"
+    try:
+        ws = await service._client().ws_connect(url, params=params, heartbeat=30)
+    except aiohttp.WSServerHandshakeError as exc:
+        raise wire.lease_error(None, exc.status) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise service._down(exc) from None
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(ws.close)
+        reader = InputReader(stdin_fd)
+        stack.callback(reader.close)
+        if interactive:
+            saved = termios.tcgetattr(stdin_fd)
+            stack.callback(termios.tcsetattr, stdin_fd, termios.TCSADRAIN, saved)
+            tty.setraw(stdin_fd)
+            # Follow local SIGWINCH, unless someone else (e.g. a TUI) owns that signal.
+            if signal.getsignal(signal.SIGWINCH) in (signal.SIG_DFL, signal.SIG_IGN, None):
+                tasks: set[asyncio.Task[None]] = set()
+
+                def on_resize() -> None:
+                    now = _terminal_size(stdin_fd, _fileno(sys.stdout, 1))
+                    if now is None or ws.closed:
+                        return
+                    task = loop.create_task(
+                        ws.send_str(json.dumps({"resize": [now.lines, now.columns]}))
+                    )
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(signal.SIGWINCH, on_resize)
+                    stack.callback(loop.remove_signal_handler, signal.SIGWINCH)
+        feeder = asyncio.create_task(_feed_ws(reader, ws))
+        try:
+            return await _drain_ws(service, ws, out, err)
+        finally:
+            feeder.cancel()
+            await asyncio.wait([feeder])
+
+
+async def _feed_ws(reader: InputReader, ws: aiohttp.ClientWebSocketResponse) -> None:
+    try:
+        while data := await reader.read():
+            await ws.send_bytes(data)
+        await ws.send_str(json.dumps({"eof": True}))
+    except (ConnectionError, RuntimeError, aiohttp.ClientError):
+        return  # the shell ended and the connection with it
+
+
+async def _drain_ws(
+    service: RemoteLeaseService,
+    ws: aiohttp.ClientWebSocketResponse,
+    out: BinaryIO,
+    err: BinaryIO,
+) -> int:
+    async for message in ws:
+        if message.type == aiohttp.WSMsgType.BINARY:
+            data: bytes = message.data
+            if not data:
+                continue
+            target = err if data[0] == 2 else out
+            target.write(data[1:])
+            target.flush()
+        elif message.type == aiohttp.WSMsgType.TEXT:
+            try:
+                end = json.loads(message.data)
+            except ValueError:
+                continue
+            if isinstance(end, dict) and isinstance(end.get("exit"), int):
+                return int(end["exit"])
+            if isinstance(end, dict) and end.get("error"):
+                raise wire.lease_error(end, 500)
+        else:
+            break
+    raise ServiceUnavailable(f"the daemon at {service.path} ended the shell without an exit code")
+
+
+def _fileno(stream: object, default: int) -> int:
+    try:
+        return cast(TextIO, stream).fileno()
+    except (AttributeError, ValueError, OSError):
+        return default
+
+
+def _binary(stream: object, fallback: TextIO | None) -> BinaryIO:
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None and fallback is not None:
+        buffer = getattr(fallback, "buffer", None)
+    if buffer is None:
+        raise InvalidInput("cannot open a shell: there is no terminal to write to")
+    return cast(BinaryIO, buffer)
+
+
+def _terminal_size(*fds: int) -> os.terminal_size | None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            return os.get_terminal_size(fd)
+    return None
 
 
 def _ref(ref: str) -> str:

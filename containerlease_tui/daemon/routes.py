@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Final, TypeVar
 
 from aiohttp import web
@@ -197,7 +198,11 @@ async def reapers(request: web.Request) -> web.Response:
 @routes.get(f"{wire.API}/leases")
 async def list_leases(request: web.Request) -> web.Response:
     every = request.query.get("all", "") in ("1", "true")
-    return _json(wire.dump(wire.LEASES, await service(request).list(all_users=every)))
+    found = await service(request).list(all_users=every)
+    if request.query.get("skipped", "") not in ("1", "true"):
+        return _json(wire.dump(wire.LEASES, found))
+    skipped = [{"lease_id": bad.lease_id, "reason": bad.reason} for bad in found.skipped]
+    return _json({"leases": wire.dump(wire.LEASES, found), "skipped": skipped})
 
 
 @routes.post(f"{wire.API}/leases")
@@ -342,6 +347,102 @@ async def events(request: web.Request) -> web.Response:
 @routes.get(f"{wire.API}/events/last")
 async def last_event(request: web.Request) -> web.Response:
     return _json({"id": await service(request).last_event_id()})
+
+
+@routes.get(f"{wire.API}/leases/{{ref}}/state")
+async def container_state(request: web.Request) -> web.Response:
+    svc = service(request)
+    lease = await svc.resolve(request.match_info["ref"])
+    return _json(wire.dump(wire.STATE, await svc.container_state(lease)))
+
+
+@routes.post(f"{wire.API}/containers/states")
+async def container_states(request: web.Request) -> web.Response:
+    body = await _body(request, wire.IdsBody)
+    svc = service(request)
+    leases: list[Lease] = []
+    for lease_id in body.ids:
+        with contextlib.suppress(LeaseError):  # gone meanwhile: no state, as in direct mode
+            leases.append(await svc.resolve(lease_id))
+    return _json(wire.dump(wire.STATES, await svc.container_states(leases)))
+
+
+@routes.get(f"{wire.API}/leases/{{ref}}/settled")
+async def settled(request: web.Request) -> web.Response:
+    svc = service(request)
+    lease = await svc.resolve(request.match_info["ref"])
+    raw = request.query.get("within_ms", "2000")
+    within = min(int(raw) if raw.isdigit() else 2000, 10_000)
+    state = await svc.settled(lease, timedelta(milliseconds=within))
+    return _json(wire.dump(wire.STATE, state))
+
+
+@routes.get(f"{wire.API}/leases/{{ref}}/last-lines")
+async def last_lines(request: web.Request) -> web.Response:
+    svc = service(request)
+    lease = await svc.resolve(request.match_info["ref"])
+    svc.policy.authorize(lease, "read the logs of", svc.user, svc.is_admin)
+    raw = request.query.get("count", "10")
+    count = min(int(raw) if raw.isdigit() else 10, 1000)
+    return _json(wire.dump(wire.LINES, await svc.last_lines(lease, count)))
+
+
+@routes.post(f"{wire.API}/leases/{{ref}}/check-shell")
+async def check_shell(request: web.Request) -> web.Response:
+    svc = service(request)
+    lease = await svc.resolve(request.match_info["ref"])
+    await svc.check_shell(lease)
+    return _json({"ok": True})
+
+
+@routes.post(f"{wire.API}/events/log")
+async def event_log(request: web.Request) -> web.Response:
+    body = await _body(request, wire.EventLogBody)
+    try:
+        filt = wire.FILTER.validate_python(body.filter)
+    except ValidationError:
+        raise InvalidInput("bad request: filter") from None
+    history = await service(request).event_log(filt, limit=body.limit)
+    return _json(wire.dump(wire.HISTORY, history))
+
+
+# The reports use the daemon's clock: a client's ``now`` would let it move the day boundary.
+@routes.get(f"{wire.API}/spend")
+async def spend(request: web.Request) -> web.Response:
+    return _json(wire.dump(wire.SPEND, await service(request).spend()))
+
+
+@routes.get(f"{wire.API}/outlook")
+async def outlook(request: web.Request) -> web.Response:
+    return _json(wire.dump(wire.OUTLOOK, await service(request).outlook()))
+
+
+@routes.get(f"{wire.API}/capacity")
+async def capacity(request: web.Request) -> web.Response:
+    return _json(wire.dump(wire.CAPACITY, await service(request).capacity()))
+
+
+@routes.get(f"{wire.API}/reapers/overview")
+async def reaper_overview(request: web.Request) -> web.Response:
+    raw = request.query.get("upcoming", "10")
+    upcoming = min(int(raw) if raw.isdigit() else 10, 1000)
+    overview = await service(request).reaper_overview(upcoming=upcoming)
+    return _json(wire.dump(wire.OVERVIEW, overview))
+
+
+@routes.get(f"{wire.API}/volumes")
+async def volumes(request: web.Request) -> web.Response:
+    return _json(wire.dump(wire.VOLUMES, await service(request).volumes()))
+
+
+@routes.delete(f"{wire.API}/volumes/{{name}}")
+async def volume_rm(request: web.Request) -> web.Response:
+    return _json({"name": await service(request).volume_rm(request.match_info["name"])})
+
+
+from containerlease_tui.daemon.shell import shell_route  # noqa: E402 (it uses the helpers above)
+
+routes.get(f"{wire.API}/leases/{{ref}}/shell")(shell_route)
 
 
 def application(backend: Backend) -> web.Application:

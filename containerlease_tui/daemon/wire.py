@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from containerlease_tui.activity import EventFilter
 from containerlease_tui.errors import (
     Forbidden,
     InvalidInput,
@@ -22,15 +23,22 @@ from containerlease_tui.errors import (
     ServiceUnavailable,
 )
 from containerlease_tui.leases import (
+    ContainerState,
     ExecResult,
     HealthReport,
     ImageRow,
     LeaseStatusReport,
     PullProgress,
+    ReaperOverview,
     ReaperStatus,
+    VolumeRow,
 )
 from containerlease_tui.models import Lease
-from containerlease_tui.store import EventBatch
+from containerlease_tui.spend import Capacity, Outlook, TeamSpend
+from containerlease_tui.store import CorruptRecord, EventBatch, LeaseList
+from containerlease_tui.store.events import EventHistory
+
+__all__ = ["CorruptRecord", "EventBatch", "EventHistory", "LeaseList"]
 
 API: Final = "/v1"
 NDJSON: Final = "application/x-ndjson"
@@ -45,6 +53,28 @@ HEALTH: Final = TypeAdapter(HealthReport)
 REAPERS: Final = TypeAdapter(ReaperStatus)
 EVENTS: Final = TypeAdapter(EventBatch)
 PROGRESS: Final = TypeAdapter(PullProgress)
+STATE: Final = TypeAdapter(ContainerState | None)
+STATES: Final = TypeAdapter(dict[str, ContainerState])
+LINES: Final = TypeAdapter(list[str])
+FILTER: Final = TypeAdapter(EventFilter | None)
+HISTORY: Final = TypeAdapter(EventHistory)
+SPEND: Final = TypeAdapter(TeamSpend)
+OUTLOOK: Final = TypeAdapter(Outlook)
+CAPACITY: Final = TypeAdapter(Capacity)
+OVERVIEW: Final = TypeAdapter(ReaperOverview)
+VOLUMES: Final = TypeAdapter(list[VolumeRow])
+
+
+def lease_list(data: Any) -> LeaseList:
+    """``GET /v1/leases?skipped=1``: the leases and the records the daemon could not read."""
+    if not isinstance(data, dict):
+        raise ValueError("expected an object")
+    skipped = [
+        CorruptRecord(str(bad.get("lease_id", "?")), str(bad.get("reason", "?")))
+        for bad in data.get("skipped") or []
+        if isinstance(bad, dict)
+    ]
+    return LeaseList(LEASES.validate_python(data.get("leases")), skipped)
 
 
 class ExecWire(BaseModel):
@@ -86,6 +116,21 @@ class ProvisionBody(BaseModel):
     cpus: float | str | None = None
     memory: str | int | None = None
     env: dict[str, str] = Field(default_factory=dict)
+
+
+class IdsBody(BaseModel):
+    """``POST /v1/containers/states``: the leases (by id) whose containers to look at."""
+
+    model_config = ConfigDict(extra="ignore")
+    ids: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class EventLogBody(BaseModel):
+    """``POST /v1/events/log``: the filter (``EventFilter`` as JSON) and the limit."""
+
+    model_config = ConfigDict(extra="ignore")
+    filter: dict[str, Any] | None = None
+    limit: int = Field(1000, ge=1, le=100_000)
 
 
 class ExtendBody(BaseModel):
