@@ -28,6 +28,7 @@ from containerlease_tui.config import Settings
 
 if TYPE_CHECKING:
     from containerlease_tui.activity import EventFilter
+    from containerlease_tui.daemon.wire import EventHistory
     from containerlease_tui.leases import (
         ContainerState,
         CopyReport,
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from containerlease_tui.policy import Action, LeasePolicy, ProvisionRequest
     from containerlease_tui.reaper.guardian import GuardianStart
     from containerlease_tui.spend import Capacity, Outlook, TeamSpend
-    from containerlease_tui.store.events import EventHistory
 
 
 class LeaseServiceAPI(Protocol):
