@@ -92,6 +92,17 @@ class Daemon:
         self, user: str, *args: str, env: dict[str, str] | None = None, stdin: bytes = b""
     ) -> Run:
         """``user`` runs the CLI with only the socket's group (no ``docker``)."""
+        done = subprocess.run(
+            self.argv(user, *args, env=env),
+            input=stdin,
+            capture_output=True,
+            timeout=120,
+            cwd="/",
+        )
+        return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+    def argv(self, user: str, *args: str, env: dict[str, str] | None = None) -> list[str]:
+        """The command line by which ``user`` runs the CLI (see :meth:`as_user`)."""
         python = _user_python()
         entry = pwd.getpwnam(user)
         clean = {
@@ -104,27 +115,20 @@ class Daemon:
             "LANG": "C.UTF-8",
             **(env or {}),
         }
-        done = subprocess.run(
-            [
-                "setpriv",
-                f"--reuid={entry.pw_uid}",
-                f"--regid={entry.pw_gid}",
-                f"--groups={self.gid}",
-                "--",
-                "env",
-                "-i",
-                *(f"{k}={v}" for k, v in clean.items()),
-                python.executable,
-                "-m",
-                "containerlease_tui",
-                *args,
-            ],
-            input=stdin,
-            capture_output=True,
-            timeout=120,
-            cwd="/",
-        )
-        return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
+        return [
+            "setpriv",
+            f"--reuid={entry.pw_uid}",
+            f"--regid={entry.pw_gid}",
+            f"--groups={self.gid}",
+            "--",
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in clean.items()),
+            python.executable,
+            "-m",
+            "containerlease_tui",
+            *args,
+        ]
 
     def _snippet(self, user: str, code: str) -> Run:
         """Run a Python snippet as ``user`` (raw requests to the socket)."""
@@ -265,8 +269,11 @@ def test_the_owner_runs_the_whole_lifecycle_through_the_daemon(daemon: Daemon) -
     for step, state in (("stop", "exited"), ("start", "running"), ("restart", "running")):
         assert daemon.as_user("cl-alice", step, lid).code == 0, step
         assert _json(daemon.as_user("cl-alice", "status", lid, "--json"))["state"] == state
-    shell = daemon.as_user("cl-alice", "shell", lid)
-    assert shell.code == 2 and "not available through the daemon" in shell.err, shell
+    # The shell with piped stdin (no TTY): the input's end reaches it, the exit code comes back.
+    piped = daemon.as_user("cl-alice", "shell", lid, stdin=b"echo piped-$((6*7))\nexit 6\n")
+    assert (piped.code, piped.out) == (6, "piped-42\n"), piped
+    assert _refused(daemon.as_user("cl-bob", "shell", lid, stdin=b"exit 0\n"), "cl-alice")
+    assert daemon.as_user("cl-admin", "shell", lid, stdin=b"exit 0\n").code == 0
     assert daemon.as_user("cl-alice", "rm", lid).code == 0
     assert _json(daemon.as_user("cl-alice", "status", lid, "--json"))["status"] == "released"
 
