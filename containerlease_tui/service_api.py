@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -126,9 +127,19 @@ class LeaseServiceAPI(Protocol):
     ) -> CopyReport: ...
 
 
+def socket_answers(path: Path, timeout: float = 0.5) -> bool:
+    """Whether something accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
 def service_socket(settings: Settings) -> Path | None:
     """The daemon's socket when this process should be its client; None for direct mode."""
-    from containerlease_tui.daemon.client import socket_answers
     from containerlease_tui.embedded import url_configured
 
     service = settings.service

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import termios
 import tty
@@ -44,8 +43,11 @@ from containerlease_tui.leases import (
 )
 from containerlease_tui.models import Lease, LeaseEvent
 from containerlease_tui.policy import Action, LeasePolicy, ProvisionRequest
+from containerlease_tui.service_api import socket_answers
 from containerlease_tui.spend import Capacity, Outlook, TeamSpend
 from containerlease_tui.terminal import InputReader
+
+__all__ = ["RemoteLeaseService", "socket_answers"]
 
 BASE: Final = "http://containerlease"
 CONNECT_TIMEOUT: Final = 5.0
@@ -54,17 +56,6 @@ COPY_BLOCKED: Final = (
     "cp is not available through the daemon yet (it would read or write files in the "
     "daemon's world, not yours); use `containerlease exec` or direct mode"
 )
-
-
-def socket_answers(path: Path, timeout: float = 0.5) -> bool:
-    """Whether something accepts connections on the unix socket ``path``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(timeout)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-        return True
 
 
 class RemoteLeaseService:
