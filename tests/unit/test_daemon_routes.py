@@ -174,3 +174,33 @@ async def test_garbage_and_a_thousand_quick_connects_leave_it_serving(
             await writer.wait_closed()
     assert [x.status for x in await client.list()] == []
     assert (await client.health()).docker_ok
+
+
+async def test_every_service_call_the_shells_make_has_a_route(
+    served: tuple[RemoteLeaseService, MemoryStore, Path],
+) -> None:
+    """Views, reports, container states and volumes: the client's answer is direct mode's."""
+    from containerlease_tui.activity import EventFilter
+    from containerlease_tui.leases import LeaseService
+
+    client, store, _ = served
+    lease = await client.provision(ProvisionRequest("box", "2h", name="web"))
+    direct = LeaseService(client.settings, store, FakeRuntime(), user=client.user, admin=False)
+    assert (await client.container_state(lease)) is not None
+    states = await client.container_states([lease])
+    assert set(states) == {lease.id} and states[lease.id].running
+    await client.settled(lease)  # its route answers (None: nothing to wait for)
+    assert isinstance(await client.last_lines(lease, 5), list)
+    await client.check_shell(lease)
+    history = await client.event_log(EventFilter(lease=lease.id), limit=50)
+    assert history.events and {e.lease for e in history.events} == {lease.id}
+    assert client.shown(history.events) == direct.shown(history.events)
+    assert (await client.spend()).total == (await direct.spend()).total
+    assert (await client.capacity()).active == (await direct.capacity()).active == 1
+    assert (await client.reaper_overview()).upcoming == (await direct.reaper_overview()).upcoming
+    assert (await client.outlook()) is not None
+    assert await client.volumes() == []
+    with pytest.raises(InvalidInput, match="not available through the daemon"):
+        await client.copy_in(lease.id, Path("/etc/hostname"), "/tmp/")
+    listed = await client.list()
+    assert [x.id for x in listed] == [lease.id] and listed.skipped == []
