@@ -278,6 +278,49 @@ def test_the_owner_runs_the_whole_lifecycle_through_the_daemon(daemon: Daemon) -
     assert _json(daemon.as_user("cl-alice", "status", lid, "--json"))["status"] == "released"
 
 
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.timeout(300)
+def test_the_interactive_shell_through_the_daemon_in_tmux(daemon: Daemon) -> None:
+    """``containerlease shell`` as cl-alice (no Docker access) on a real terminal: what she
+    types runs in her container, the remote TTY has the local size, her exit code comes back;
+    cl-bob gets one line of refusal and no terminal."""
+    from tests.tui.test_tmux import Tmux
+
+    lid = str(_json(daemon.as_user("cl-alice", "provision", "busybox", "--wait", "--json"))["id"])
+    status = daemon.folder / f"shell-{secrets.token_hex(2)}.status"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "CONTAINERLEASE_"))}
+    tmux = Tmux({**env, "TERM": "xterm-256color"})
+    argv = daemon.argv("cl-alice", "shell", lid, env={"TERM": "xterm-256color"})
+    command = " ".join(shlex.quote(a) for a in argv)
+
+    def marker() -> bool:
+        found = daemon.as_user("cl-alice", "exec", lid, "--", "cat", "/tmp/marker")
+        return found.out == "marker-42\n"
+
+    try:
+        tmux.start(
+            100, 30, f"{command}; echo $? > {shlex.quote(str(status))}", status.with_suffix(".log")
+        )
+        _wait(lambda: any(c in tmux.capture() for c in "#$") or not tmux.alive(), 60, "a prompt")
+        assert tmux.alive(), tmux.capture()
+        tmux.send(
+            "stty size > /tmp/size; tty > /tmp/tty; echo marker-$((6*7)) > /tmp/marker", "Enter"
+        )
+        _wait(marker, 30, "the marker")
+        tmux.send("exit 7", "Enter")
+        _wait(lambda: status.exists() and status.read_text().strip() != "", 30, "the exit status")
+        assert status.read_text().strip() == "7"
+    finally:
+        tmux.kill()
+    size = daemon.as_user("cl-alice", "exec", lid, "--", "cat", "/tmp/size", "/tmp/tty")
+    assert size.out.splitlines()[0] == "30 100", size  # the remote TTY has the local size
+    assert size.out.splitlines()[1].startswith("/dev/pts/"), size
+    refused = daemon.as_user("cl-bob", "shell", lid)
+    assert _refused(refused, "cl-alice"), refused
+    assert daemon.proc is not None and daemon.proc.poll() is None
+    assert not any("Traceback" in str(line) for line in daemon.log_lines())
+
+
 def test_nothing_the_client_sends_changes_who_it_is(daemon: Daemon) -> None:
     bob = pwd.getpwnam("cl-bob")
     bobs = _json(daemon.as_user("cl-bob", "provision", "busybox", "--json"))
