@@ -43,12 +43,12 @@ if TYPE_CHECKING:
         ContainerState,
         CopyReport,
         ExecResult,
-        LeaseService,
         ProvisionFailed,
         PullProgress,
         ReaperOverview,
         VolumeRow,
     )
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
     from containerlease_tui.spend import Capacity, Outlook, TeamSpend
 
 T = TypeVar("T")
@@ -63,10 +63,11 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _run(settings: Settings, work: Callable[[LeaseService], Awaitable[T]]) -> T:
     """Run ``work`` with a service, mapping every error to one line and an exit code."""
-    from containerlease_tui.leases import LeaseError, LeaseService
+    from containerlease_tui.leases import LeaseError
+    from containerlease_tui.service_api import connect_service
 
     async def main() -> T:
-        service = LeaseService.open(settings)
+        service = await connect_service(settings)  # the daemon's client, or direct
         try:
             return await work(service)
         finally:
@@ -242,7 +243,7 @@ def cli(ctx: click.Context, reaper_mode: bool, once: bool, dry_run: bool, no_rea
     With no command, opens the terminal app.
     """
     settings: Settings = ctx.obj
-    if ctx.invoked_subcommand not in _OWN_STORE_HANDLING:
+    if ctx.invoked_subcommand not in _OWN_STORE_HANDLING and not _client_mode(ctx):
         settings = ctx.obj = _use_store(settings)
     if ctx.invoked_subcommand is not None:
         return
@@ -656,11 +657,16 @@ def images(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def doctor(settings: Settings, as_json: bool) -> None:
     """Check the store (Redis), the Docker engine and whether a reaper is running."""
-    from containerlease_tui.doctor import DoctorReport, check, store_target
+    from containerlease_tui.doctor import DoctorReport, check, check_via_daemon, store_target
+    from containerlease_tui.service_api import service_socket
 
-    target, problem = store_target(settings)
-    resolved = target.settings if target else settings
-    report: DoctorReport = _run(resolved, lambda service: check(service, target, problem))
+    via = service_socket(settings)
+    if via is not None:  # client mode: no store of our own to look at
+        report: DoctorReport = _run(settings, lambda service: check_via_daemon(service, via))
+    else:
+        target, problem = store_target(settings)
+        resolved = target.settings if target else settings
+        report = _run(resolved, lambda service: check(service, target, problem))
     if as_json:
         click.echo(json.dumps(report.to_public(), indent=2))
     else:
@@ -676,6 +682,30 @@ def doctor(settings: Settings, as_json: bool) -> None:
 # not start it to stop it), `doctor` reports a store that cannot start instead of failing, and
 # `images` never talks to the store.
 _OWN_STORE_HANDLING = frozenset({"store", "doctor", "images"})
+
+
+def _client_mode(ctx: click.Context) -> bool:
+    """A client of the daemon (``service_api.service_socket``): no store of our own. The
+    daemon and the reaper are never clients."""
+    from containerlease_tui.service_api import service_socket
+
+    if ctx.invoked_subcommand in ("serve", "_guardian") or ctx.params.get("reaper_mode"):
+        return False
+    return service_socket(ctx.obj) is not None
+
+
+@cli.command()
+@click.option("--no-reaper", is_flag=True, help="Do not run the reaper in the daemon.")
+@click.pass_obj
+def serve(settings: Settings, no_reaper: bool) -> None:
+    """The lease daemon: hold Docker and Redis, serve the app and the CLI on [service] socket."""
+    from containerlease_tui.daemon.server import serve as run_daemon
+
+    try:
+        code = asyncio.run(run_daemon(settings, reaper=not no_reaper))
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
 
 
 def _use_store(settings: Settings) -> Settings:

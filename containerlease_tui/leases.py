@@ -117,6 +117,7 @@ __all__ = [
     "MAX_ENV_VARS",
     "ContainerState",
     "CopyReport",
+    "EventBatch",
     "Forbidden",
     "HealthReport",
     "ImageRow",

@@ -6,6 +6,7 @@ with an :class:`EngineError`. The protocols behind the longer calls live in thei
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import replace
@@ -32,7 +33,7 @@ from containerlease_tui.engine.parse import (
     short_id,
 )
 from containerlease_tui.engine.pull import pull
-from containerlease_tui.engine.shell import run_shell
+from containerlease_tui.engine.shell import ShellSession, open_shell, run_shell
 from containerlease_tui.engine.types import (
     ContainerInfo,
     ContainerSpec,
@@ -292,6 +293,21 @@ class Engine:
         See :func:`.shell.run_shell`.
         """
         return await run_shell(self._conn, cid, cmd)
+
+    async def open_shell(
+        self,
+        stack: contextlib.AsyncExitStack,
+        cid: str,
+        cmd: Sequence[str],
+        *,
+        tty: bool,
+        term: str = "xterm",
+    ) -> ShellSession:
+        """A shell for a remote terminal (the daemon's); closed with ``stack``.
+
+        See :func:`.shell.open_shell`.
+        """
+        return await open_shell(self._conn, stack, cid, cmd, tty=tty, term=term)
 
     async def exec(self, cid: str, cmd: Sequence[str]) -> ExecResult:
         """Run ``cmd`` in the container without a TTY or stdin; its output and exit code.

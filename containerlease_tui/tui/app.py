@@ -44,9 +44,7 @@ from containerlease_tui.tui.screens import MainScreen
 if TYPE_CHECKING:
     from textual.dom import DOMNode
 
-    from containerlease_tui.leases import (
-        LeaseService,
-    )
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 HERE = Path(__file__).parent
 GC_THRESHOLDS = (20_000, 20, 20)

@@ -47,6 +47,9 @@ CORE = [
     "labels",
     "leases",
     "reaper",
+    "service_api",
+    "daemon.server",
+    "daemon.client",
     "cli",
 ]
 REQUIRED = {"config", "models", "durations"}

@@ -26,9 +26,7 @@ from containerlease_tui.tui.toasts import failed_key, no_logs_reason
 from containerlease_tui.tui.widgets import LogPane, ProvisionForm
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import (
-        LeaseService,
-    )
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 
 class ActionsPart(WorkersPart):

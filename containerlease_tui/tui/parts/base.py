@@ -22,9 +22,7 @@ from containerlease_tui.tui.screens import MainScreen
 from containerlease_tui.tui.toasts import Toast
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import (
-        LeaseService,
-    )
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 
 P = ParamSpec("P")

@@ -36,9 +36,7 @@ from containerlease_tui.tui.screens import (
 )
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import (
-        LeaseService,
-    )
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 
 class ViewsPart(AppBase):

@@ -29,11 +29,11 @@ from containerlease_tui.tui.parts.base import AppBase, short
 
 if TYPE_CHECKING:
     from containerlease_tui.leases import (
-        LeaseService,
         ProvisionRequest,
         PullProgress,
         ReaperStatus,
     )
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 EVENT_BLOCK_MS = 2000
 """How long one read of the event stream waits (the store caps it below its socket timeout)."""
@@ -49,12 +49,13 @@ class WorkersPart(AppBase):
     @work(group="connect", exclusive=True, exit_on_error=False)
     async def _connect(self) -> None:
         """Open the service (retrying with backoff); never in compose."""
-        from containerlease_tui.leases import LeaseService
+        from containerlease_tui.service_api import connect_service
 
         backoff = Backoff()
         while True:
             try:
-                self.post_message(ServiceReady(LeaseService.open(self.settings, self._user)))
+                # The daemon's client when it serves this machine, else direct (never blocks).
+                self.post_message(ServiceReady(await connect_service(self.settings, self._user)))
                 return
             except asyncio.CancelledError:
                 raise

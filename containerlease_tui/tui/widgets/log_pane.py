@@ -27,7 +27,7 @@ from containerlease_tui.tui.widgets.log_view import LogView
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from containerlease_tui.leases import LeaseService
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 MAX_LINES = 10_000
 """Lines kept per lease; older ones drop."""
