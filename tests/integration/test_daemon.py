@@ -289,7 +289,12 @@ def test_the_interactive_shell_through_the_daemon_in_tmux(daemon: Daemon) -> Non
 
     lid = str(_json(daemon.as_user("cl-alice", "provision", "busybox", "--wait", "--json"))["id"])
     status = daemon.folder / f"shell-{secrets.token_hex(2)}.status"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TMUX", "CONTAINERLEASE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        # COLUMNS/LINES (set by pytest-xdist's workers) would outrank the pane's real size.
+        if not k.startswith(("TMUX", "CONTAINERLEASE_")) and k not in ("COLUMNS", "LINES")
+    }
     tmux = Tmux({**env, "TERM": "xterm-256color"})
     argv = daemon.argv("cl-alice", "shell", lid, env={"TERM": "xterm-256color"})
     command = " ".join(shlex.quote(a) for a in argv)

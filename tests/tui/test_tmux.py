@@ -84,7 +84,9 @@ def tmux(tmp_path: Path, config_file: Path) -> Iterator[Tmux]:
     env = {
         key: value
         for key, value in os.environ.items()
+        # COLUMNS/LINES (set by pytest-xdist's workers) would outrank the pane's real size.
         if not key.startswith(("CONTAINERLEASE_", "TMUX", "PYTEST", "TEXTUAL"))
+        and key not in ("COLUMNS", "LINES")
     }
     env.update(
         CONTAINERLEASE_CONFIG=str(config_file),
