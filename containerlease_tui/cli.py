@@ -43,12 +43,12 @@ if TYPE_CHECKING:
         ContainerState,
         CopyReport,
         ExecResult,
-        LeaseService,
         ProvisionFailed,
         PullProgress,
         ReaperOverview,
         VolumeRow,
     )
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
     from containerlease_tui.spend import Capacity, Outlook, TeamSpend
 
 T = TypeVar("T")
@@ -63,10 +63,11 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _run(settings: Settings, work: Callable[[LeaseService], Awaitable[T]]) -> T:
     """Run ``work`` with a service, mapping every error to one line and an exit code."""
-    from containerlease_tui.leases import LeaseError, LeaseService
+    from containerlease_tui.leases import LeaseError
+    from containerlease_tui.service_api import connect_service
 
     async def main() -> T:
-        service = LeaseService.open(settings)
+        service = await connect_service(settings)  # the daemon's client, or direct
         try:
             return await work(service)
         finally:
@@ -109,6 +110,7 @@ def _public(lease: Lease, now: datetime, states: dict[str, ContainerState]) -> d
     state = states.get(lease.id)
     public["container_state"] = state.state if state else None
     public["exit_code"] = state.exit_code if state else None
+    public["oom_killed"] = state.oom_killed if state else None
     return public
 
 
@@ -241,7 +243,7 @@ def cli(ctx: click.Context, reaper_mode: bool, once: bool, dry_run: bool, no_rea
     With no command, opens the terminal app.
     """
     settings: Settings = ctx.obj
-    if ctx.invoked_subcommand not in _OWN_STORE_HANDLING:
+    if ctx.invoked_subcommand not in _OWN_STORE_HANDLING and not _client_mode(ctx):
         settings = ctx.obj = _use_store(settings)
     if ctx.invoked_subcommand is not None:
         return
@@ -497,7 +499,7 @@ _lifecycle("restart", "Restart LEASE's container.")
 @click.pass_obj
 def status(settings: Settings, lease: str, as_json: bool) -> None:
     """State, health, uptime, CPU and memory of LEASE's container."""
-    from containerlease_tui.leases import LeaseStatusReport
+    from containerlease_tui.leases import ContainerState, LeaseStatusReport
 
     async def work(service: LeaseService) -> LeaseStatusReport:
         return await service.status(lease)
@@ -508,6 +510,8 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
     data: dict[str, object] = {
         **report.lease.to_public(now),
         "state": info.state if info else "gone",
+        "exit_code": info.exit_code if info else None,
+        "oom_killed": info.oom_killed if info else None,
         "health": info.health if info else None,
         "uptime_seconds": (
             round((now - info.started_at).total_seconds())
@@ -529,7 +533,12 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
     uptime = data["uptime_seconds"]
     click.echo(
         clean(
-            f"state: {data['state']}"
+            "state: "
+            + (
+                ContainerState(info.state, info.exit_code, info.oom_killed).describe()
+                if info
+                else "gone"
+            )
             + (f"  health: {data['health']}" if data["health"] else "")
             + (
                 f"  uptime: {_ago_or_left(float(uptime), long=True)}"
@@ -648,11 +657,16 @@ def images(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def doctor(settings: Settings, as_json: bool) -> None:
     """Check the store (Redis), the Docker engine and whether a reaper is running."""
-    from containerlease_tui.doctor import DoctorReport, check, store_target
+    from containerlease_tui.doctor import DoctorReport, check, check_via_daemon, store_target
+    from containerlease_tui.service_api import service_socket
 
-    target, problem = store_target(settings)
-    resolved = target.settings if target else settings
-    report: DoctorReport = _run(resolved, lambda service: check(service, target, problem))
+    via = service_socket(settings)
+    if via is not None:  # client mode: no store of our own to look at
+        report: DoctorReport = _run(settings, lambda service: check_via_daemon(service, via))
+    else:
+        target, problem = store_target(settings)
+        resolved = target.settings if target else settings
+        report = _run(resolved, lambda service: check(service, target, problem))
     if as_json:
         click.echo(json.dumps(report.to_public(), indent=2))
     else:
@@ -668,6 +682,30 @@ def doctor(settings: Settings, as_json: bool) -> None:
 # not start it to stop it), `doctor` reports a store that cannot start instead of failing, and
 # `images` never talks to the store.
 _OWN_STORE_HANDLING = frozenset({"store", "doctor", "images"})
+
+
+def _client_mode(ctx: click.Context) -> bool:
+    """A client of the daemon (``service_api.service_socket``): no store of our own. The
+    daemon and the reaper are never clients."""
+    from containerlease_tui.service_api import service_socket
+
+    if ctx.invoked_subcommand in ("serve", "_guardian") or ctx.params.get("reaper_mode"):
+        return False
+    return service_socket(ctx.obj) is not None
+
+
+@cli.command()
+@click.option("--no-reaper", is_flag=True, help="Do not run the reaper in the daemon.")
+@click.pass_obj
+def serve(settings: Settings, no_reaper: bool) -> None:
+    """The lease daemon: hold Docker and Redis, serve the app and the CLI on [service] socket."""
+    from containerlease_tui.daemon.server import serve as run_daemon
+
+    try:
+        code = asyncio.run(run_daemon(settings, reaper=not no_reaper))
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
 
 
 def _use_store(settings: Settings) -> Settings:

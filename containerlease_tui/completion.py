@@ -51,12 +51,16 @@ def complete_lease(
 
 async def _leases(settings: Settings, incomplete: str) -> list[CompletionItem]:
     from containerlease_tui.embedded import resolve
-    from containerlease_tui.leases import LeaseService
+    from containerlease_tui.service_api import LeaseServiceAPI, connect_service, service_socket
 
-    target = resolve(settings, start=False)
-    if target.embedded is not None and not target.embedded.running:
-        return []
-    service = LeaseService.open(target.settings)
+    service: LeaseServiceAPI
+    if service_socket(settings) is not None:
+        service = await connect_service(settings)  # the daemon's client
+    else:
+        target = resolve(settings, start=False)
+        if target.embedded is not None and not target.embedded.running:
+            return []
+        service = await connect_service(target.settings)
     try:
         async with asyncio.timeout(LOOKUP_TIMEOUT):
             leases = await service.list()

@@ -488,6 +488,65 @@ class SecuritySettings(_Section):
         return value
 
 
+DEFAULT_SERVICE_SOCKET: Final = Path("/run/containerlease/api.sock")
+
+
+class ServiceSettings(_Section):
+    """The lease daemon (``containerlease serve``) and how clients reach it."""
+
+    socket: Path = DEFAULT_SERVICE_SOCKET
+    """The unix socket ``serve`` listens on (it creates the folder); clients try it when no
+    Redis or Docker setting is given."""
+    socket_group: str | None = None
+    """Group given the socket (its members may use the daemon); unset: the daemon's own."""
+    socket_mode: int = Field(0o660, ge=0, le=0o777)
+    """Permissions of the socket (``0o660``: owner and group); never world-writable."""
+    url: str | None = None
+    """``unix:///path/api.sock``: always use the daemon there (clients; also
+    ``CONTAINERLEASE_SERVICE_URL``)."""
+
+    @field_validator("socket")
+    @classmethod
+    def _socket(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("socket_mode", mode="before")
+    @classmethod
+    def _socket_mode(cls, value: object) -> object:
+        if isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{3}", value):
+            return int(value.removeprefix("0o"), 8)
+        return value
+
+    @field_validator("socket_mode")
+    @classmethod
+    def _not_world_writable(cls, value: int) -> int:
+        if value & 0o002:
+            raise ValueError("a world-writable socket would let anyone act as anyone's client")
+        return value
+
+    @field_validator("socket_group")
+    @classmethod
+    def _socket_group(cls, value: str | None) -> str | None:
+        if value is not None and not _OS_NAME.fullmatch(value):
+            raise ValueError("must be a group name (letters, digits, _.-; at most 32)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith("unix:///"):
+            raise ValueError("must be unix:///absolute/path/to/api.sock")
+        return value
+
+    def client_socket(self) -> Path:
+        """The socket a client uses: ``url``'s path, else ``socket``."""
+        return Path(self.url.removeprefix("unix://")) if self.url else self.socket
+
+
 class DisplaySettings(_Section):
     """How money reads in the app, ``ls`` and ``status`` (JSON keeps plain decimal strings)."""
 
@@ -549,6 +608,8 @@ class Settings(BaseSettings):
     keymap: dict[str, str] = Field(default_factory=dict)
     """The app's keys by binding id (``extend = "ctrl+e"``); ``keymap.toml`` in the user's
     config folder goes over it. Bad entries are reported in the app, the rest applies."""
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    """The lease daemon."""
 
     @field_validator("images")
     @classmethod

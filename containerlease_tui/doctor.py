@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from containerlease_tui.config import Settings
 from containerlease_tui.embedded import (
@@ -16,8 +17,8 @@ from containerlease_tui.embedded import (
     StoreTarget,
     resolve,
 )
-from containerlease_tui.leases import LeaseService
 from containerlease_tui.redact import redact_url
+from containerlease_tui.service_api import LeaseServiceAPI
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class DoctorReport:
     reaper_detail: str
     unreadable: list[str] | None = None
     """Ids of lease records this version cannot read (None: the store could not be read)."""
+    via: Path | None = None
+    """Client mode: the daemon's socket (the store and engine lines are what it sees)."""
 
     @property
     def ok(self) -> bool:
@@ -58,7 +61,13 @@ class DoctorReport:
 
     def lines(self) -> list[str]:
         """The human report, one line per check."""
+        mode = (
+            f"mode:   client of the daemon at unix://{self.via} (it knows you as {self.user})"
+            if self.via
+            else "mode:   direct (this process talks to Redis and Docker)"
+        )
         return [
+            mode,
             f"user:   {self.user}" + (" (admin)" if self.admin else ""),
             f"redis:  {self._store_where()}: {self.store_detail}",
             f"docker: {self.docker_url}: {self.docker_detail}",
@@ -82,6 +91,8 @@ class DoctorReport:
         embedded = self.embedded
         return {
             "ok": self.ok,
+            "mode": "client" if self.via else "direct",
+            "daemon": f"unix://{self.via}" if self.via else None,
             "user": self.user,
             "admin": self.admin,
             "store": {
@@ -109,7 +120,7 @@ def store_target(settings: Settings) -> tuple[StoreTarget | None, str | None]:
 
 
 async def check(
-    service: LeaseService, target: StoreTarget | None, problem: str | None
+    service: LeaseServiceAPI, target: StoreTarget | None, problem: str | None
 ) -> DoctorReport:
     """Ping the store and the engine, and read the reapers' heartbeats."""
     from containerlease_tui.errors import LeaseError
@@ -146,4 +157,35 @@ async def check(
         reaper_alive=reaper_alive,
         reaper_detail=reaper_detail,
         unreadable=unreadable,
+    )
+
+
+async def check_via_daemon(service: LeaseServiceAPI, via: Path) -> DoctorReport:
+    """Client mode: who the daemon says we are, and what it sees of the store, the engine and
+    its reaper."""
+    from containerlease_tui.errors import LeaseError
+
+    health = await service.health()
+    reaper_alive: bool | None = None
+    reaper_detail = "unknown (the daemon is unreachable)"
+    if health.redis_ok:
+        try:
+            reapers = await service.reaper_status()
+            reaper_detail, reaper_alive = reapers.describe(), reapers.alive
+        except LeaseError as exc:
+            reaper_detail = f"unknown ({exc})"
+    return DoctorReport(
+        user=service.user or "unknown (the daemon is unreachable)",
+        admin=service.is_admin,
+        store_kind="service",
+        store_url="via the daemon",
+        store_ok=health.redis_ok,
+        store_detail=health.redis_detail,
+        embedded=None,
+        docker_url="via the daemon",
+        docker_ok=health.docker_ok,
+        docker_detail=health.docker_detail,
+        reaper_alive=reaper_alive,
+        reaper_detail=reaper_detail,
+        via=via,
     )

@@ -37,6 +37,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts
         if parts and parts[0] in _INTEGRATION_DIRS:
             item.add_marker(pytest.mark.integration)
+        # Real pulls share one registry image, which each test drops from the engine after:
+        # under `pytest -n` (--dist loadgroup) they run one after another on one worker.
+        if "pull_image" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("real-pull"))
+        # The TUI tests are the CPU-bound part: one at a time, so the others' deadlines and
+        # reapers (measured to the second) keep a core.
+        elif parts and parts[0] == "tui":
+            item.add_marker(pytest.mark.xdist_group("tui"))
 
 
 def _need(name: str) -> str:
@@ -66,8 +74,28 @@ def docker_url() -> str:
 
 
 @pytest.fixture
-def redis_url() -> str:
-    return _need("CONTAINERLEASE_REDIS_URL")
+def redis_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The shared redis-server, or, for a test marked ``own_redis`` (its fault is global to
+    the server: FLUSHALL, ``maxmemory``), a private one of its own, so the tests running
+    beside it under ``pytest -n`` keep their data."""
+    shared = _need("CONTAINERLEASE_REDIS_URL")
+    if request.node.get_closest_marker("own_redis") is None:
+        yield shared
+        return
+    from tests.redis_server import RedisServer
+
+    folder = tmp_path / "own-redis"
+    folder.mkdir()
+    server = RedisServer(folder)
+    server.start_sync()
+    # The environment outranks the config file: the private server must win there too.
+    monkeypatch.setenv("CONTAINERLEASE_REDIS_URL", server.url)
+    try:
+        yield server.url
+    finally:
+        server.kill()
 
 
 @pytest.fixture
@@ -160,8 +188,8 @@ async def docker(docker_url: str) -> AsyncIterator[aiodocker.Docker]:
 async def cleanup_containers(docker_url: str, key_prefix: str) -> AsyncIterator[list[str]]:
     """Remove this test's leased containers when it ends; tests may append extra ids.
 
-    A container is this test's when its instance label is the test's key prefix (or it has
-    no instance label at all), so tests running side by side leave each other alone.
+    A container is this test's when its instance label is the test's key prefix, so tests
+    running side by side (``pytest -n``) leave each other alone.
     """
     extra: list[str] = []
     yield extra
@@ -169,9 +197,7 @@ async def cleanup_containers(docker_url: str, key_prefix: str) -> AsyncIterator[
     try:
         found = await client.containers.list(all=True, filters={"label": [LABEL_LEASE]})
         ids = {
-            c.id
-            for c in found
-            if c._container.get("Labels", {}).get(LABEL_INSTANCE, key_prefix) == key_prefix
+            c.id for c in found if c._container.get("Labels", {}).get(LABEL_INSTANCE) == key_prefix
         } | set(extra)
         for cid in ids:
             with contextlib.suppress(aiodocker.DockerError):

@@ -6,8 +6,10 @@ with an :class:`EngineError`. The protocols behind the longer calls live in thei
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import replace
 from typing import Final
 
 import aiodocker
@@ -31,7 +33,7 @@ from containerlease_tui.engine.parse import (
     short_id,
 )
 from containerlease_tui.engine.pull import pull
-from containerlease_tui.engine.shell import run_shell
+from containerlease_tui.engine.shell import ShellSession, open_shell, run_shell
 from containerlease_tui.engine.types import (
     ContainerInfo,
     ContainerSpec,
@@ -95,6 +97,10 @@ def create_body(spec: ContainerSpec) -> dict[str, JSONValue]:
             for name, target in spec.volumes.items()
         ]
     return config
+
+
+OOM_EXIT_CODE: Final = 137
+"""How a process the OOM killer ended exits (128 + SIGKILL)."""
 
 
 class Engine:
@@ -254,7 +260,21 @@ class Engine:
                 all=True, filters={"label": label_filter(instance)}
             )
         fields = ("Id", "Names", "State", "Status", "Created", "Labels")
-        return [info_from_list({key: c[key] for key in fields if key in c}) for c in found]
+        infos = [info_from_list({key: c[key] for key in fields if key in c}) for c in found]
+        return [await self._with_oom(info) for info in infos]
+
+    async def _with_oom(self, info: ContainerInfo) -> ContainerInfo:
+        """``info`` with ``oom_killed`` (the listing does not say): an exit with 137 (SIGKILL)
+        is looked up, since an OOM kill looks just like a ``docker kill`` there."""
+        if info.exit_code != OOM_EXIT_CODE or info.state not in ("exited", "dead"):
+            return info
+        try:
+            full = await self.inspect(info.id)
+        except EngineError:
+            return info  # gone meanwhile, or the engine hiccuped: the summary stands
+        if full is None or not full.oom_killed:
+            return info
+        return replace(info, oom_killed=True)
 
     # --- streams -------------------------------------------------------------------------
 
@@ -273,6 +293,21 @@ class Engine:
         See :func:`.shell.run_shell`.
         """
         return await run_shell(self._conn, cid, cmd)
+
+    async def open_shell(
+        self,
+        stack: contextlib.AsyncExitStack,
+        cid: str,
+        cmd: Sequence[str],
+        *,
+        tty: bool,
+        term: str = "xterm",
+    ) -> ShellSession:
+        """A shell for a remote terminal (the daemon's); closed with ``stack``.
+
+        See :func:`.shell.open_shell`.
+        """
+        return await open_shell(self._conn, stack, cid, cmd, tty=tty, term=term)
 
     async def exec(self, cid: str, cmd: Sequence[str]) -> ExecResult:
         """Run ``cmd`` in the container without a TTY or stdin; its output and exit code.

@@ -79,6 +79,7 @@ def info_from_inspect(data: Json) -> ContainerInfo:
         exit_code=as_int(state.get("ExitCode")) if status in ("exited", "dead") else None,
         labels=as_labels(as_dict(data.get("Config")).get("Labels")),
         ports=published_ports(as_dict(data.get("NetworkSettings")).get("Ports")),
+        oom_killed=state.get("OOMKilled") is True and status in ("exited", "dead"),
     )
 
 

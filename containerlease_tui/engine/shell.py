@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import stat
 import sys
 import termios
 import tty
@@ -24,53 +23,9 @@ from containerlease_tui.engine.connection import Connection
 from containerlease_tui.engine.errors import EngineError
 from containerlease_tui.engine.execs import exit_code, open_exec
 from containerlease_tui.engine.parse import short_id
+from containerlease_tui.terminal import InputReader
 
-
-class InputReader:
-    """Chunks of a local file descriptor, read without blocking the event loop.
-
-    Pipes and terminals are watched with ``add_reader``, so nothing is left reading stdin once
-    the shell ends (a leftover thread would steal the TUI's keystrokes); regular files, which
-    the selector cannot watch, are read in a worker thread since they never block for long.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
-        self._watching = False
-        try:
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
-        except OSError:
-            self._queue.put_nowait(b"")  # stdin is closed: no input at all
-            return
-        if not regular:
-            try:
-                self._loop.add_reader(fd, self._on_readable)
-                self._watching = True
-            except (OSError, NotImplementedError, ValueError):
-                self._watching = False
-
-    def _on_readable(self) -> None:
-        try:
-            data = os.read(self._fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""  # e.g. EIO from a hung-up terminal: treat as end of input
-        if not data:
-            self.close()
-        self._queue.put_nowait(data)
-
-    async def read(self) -> bytes:
-        if self._watching or not self._queue.empty():
-            return await self._queue.get()
-        return await asyncio.to_thread(os.read, self._fd, 65536)
-
-    def close(self) -> None:
-        if self._watching:
-            self._loop.remove_reader(self._fd)
-            self._watching = False
+__all__ = ["InputReader", "ShellSession", "open_shell", "run_shell"]
 
 
 def _fileno(stream: object, default: int) -> int:
@@ -184,3 +139,58 @@ def _watch_resize(
     except (NotImplementedError, RuntimeError, ValueError):
         return  # not the main thread: the initial size has to do
     stack.callback(loop.remove_signal_handler, signal.SIGWINCH)
+
+
+class ShellSession:
+    """An exec with stdin and (optionally) a TTY, driven by someone else than this terminal:
+    the daemon's WebSocket shell (:mod:`containerlease_tui.daemon.shell`) feeds and reads it."""
+
+    def __init__(self, conn: Connection, execution: Exec, stream: Stream, action: str) -> None:
+        self._conn = conn
+        self._execution = execution
+        self._stream = stream
+        self.action = action
+
+    async def write(self, data: bytes) -> None:
+        await self._stream.write_in(data)
+
+    def eof(self) -> None:
+        _compat.write_eof(self._stream)
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next output chunk as (1 stdout | 2 stderr, bytes); None once the process ends."""
+        try:
+            message = await self._stream.read_out()
+        except (ConnectionError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError):
+            return None
+        except (aiodocker.DockerError, OSError) as exc:
+            raise self._conn.translate(exc, self.action, None) from exc
+        if message is None:
+            return None
+        return (2 if message.stream == 2 else 1), bytes(message.data)
+
+    async def resize(self, rows: int, cols: int) -> None:
+        with contextlib.suppress(aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError):
+            async with asyncio.timeout(self._conn.timeout):
+                await self._execution.resize(h=rows, w=cols)
+
+    async def exit_code(self) -> int:
+        return await exit_code(self._conn, self._execution, self.action)
+
+
+async def open_shell(
+    conn: Connection,
+    stack: contextlib.AsyncExitStack,
+    cid: str,
+    cmd: Sequence[str],
+    *,
+    tty: bool,
+    term: str = "xterm",
+) -> ShellSession:
+    """Open ``cmd`` in the container for a remote terminal (closed when ``stack`` closes)."""
+    action = f"open a shell in container {short_id(cid)}"
+    env = [f"TERM={term}"] if tty else None
+    execution, stream = await open_exec(
+        conn, stack, cid, cmd, action, stdin=True, tty=tty, environment=env
+    )
+    return ShellSession(conn, execution, stream, action)

@@ -74,6 +74,9 @@ class ContainerInfo:
     labels: dict[str, str]
     ports: dict[str, str] = field(default_factory=dict)
     """Published ports: ``8080/tcp`` → ``127.0.0.1:49153`` (inspect only; empty when stopped)."""
+    oom_killed: bool = False
+    """It exited because the kernel's OOM killer ended it (``State.OOMKilled``; the listing
+    inspects the containers that exited with 137 to know)."""
 
 
 @dataclass(frozen=True)

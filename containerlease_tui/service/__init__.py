@@ -51,7 +51,7 @@ from containerlease_tui.service.reports import (
     ReaperOverview,
     VolumeRow,
 )
-from containerlease_tui.store import LeaseList
+from containerlease_tui.store import EventBatch, LeaseList
 
 __all__ = [
     "KEEPALIVE_CMD",
@@ -61,6 +61,7 @@ __all__ = [
     "PROVISION_BEAT_TTL",
     "ContainerState",
     "CopyReport",
+    "EventBatch",
     "ExecResult",
     "Forbidden",
     "HealthReport",

@@ -100,9 +100,9 @@ class ContainerState:
         return self.state in ("running", "restarting", "paused")
 
     def describe(self) -> str:
-        """``exited (137)``, ``oom-killed``, ``container gone``, ``running``."""
+        """``exited (1)``, ``OOM-killed (137)``, ``container gone``, ``running``."""
         if self.oom_killed:
-            return "oom-killed"
+            return "OOM-killed" + (f" ({self.exit_code})" if self.exit_code is not None else "")
         if self.state == "gone":
             return "container gone"
         if self.exit_code is not None and self.state in ("exited", "dead"):
@@ -122,7 +122,7 @@ class ContainerState:
 def container_state_of(info: ContainerInfo | None) -> ContainerState:
     if info is None:
         return ContainerState("gone")
-    return ContainerState(info.state, info.exit_code)
+    return ContainerState(info.state, info.exit_code, info.oom_killed)
 
 
 @dataclass(frozen=True)

@@ -91,8 +91,34 @@ LOG_KEYS: list[Binding] = [
     Binding("ctrl+s", "save", "Save", id="log_save", tooltip="Save to ./containerlease-<id>.log"),
     Binding("c", "copy", "Copy", id="log_copy", tooltip="Copy the shown lines (OSC 52 clipboard)"),
     Binding("escape", "app.leave", "Leases", id="log_leave", tooltip="Back to the leases table"),
+    Binding(
+        "G",
+        "follow",
+        "Follow",
+        key_display="G",
+        id="log_follow",
+        tooltip="Follow again: jump to the newest line (end does too)",
+    ),
+    Binding(
+        "k",
+        "back_line",
+        "Up",
+        show=False,
+        id="log_up",
+        tooltip="Scroll back a line, leaving follow mode (up, page up, the wheel too)",
+    ),
+    Binding("j", "forward_line", "Down", show=False, id="log_down", tooltip="Scroll down a line"),
+    Binding(
+        "g",
+        "top",
+        "Top",
+        show=False,
+        id="log_top",
+        tooltip="The oldest kept line, leaving follow mode (home too)",
+    ),
 ]
-"""The log pane's keys (``p`` reads Pause or Resume, whichever it would do)."""
+"""The log pane's keys (``p`` reads Pause or Resume, whichever it would do; ``G`` shows only
+while scrolled back, when it would follow again)."""
 
 FORM_KEYS: list[Binding] = [
     Binding("escape", "app.leave", "Back", tooltip="Leave the form for the leases table"),

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     from containerlease_tui.leases import (
         ContainerState,
         ImageRow,
-        LeaseService,
         PullProgress,
         ReaperStatus,
     )
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 MAX_COALESCED_LINES = 10_000
 

@@ -142,6 +142,7 @@ class _Container:
     created_at: datetime = field(default_factory=_now)
     started_at: datetime | None = None
     exit_code: int | None = None
+    oom_killed: bool = False
     logs: list[str] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     traps_term: bool = False
@@ -226,11 +227,13 @@ class FakeRuntime:
         container.logs.extend(lines)
         container.touch()
 
-    def kill(self, cid: str, exit_code: int = 137) -> None:
+    def kill(self, cid: str, exit_code: int = 137, *, oom: bool = False) -> None:
         """The container's process dies behind everybody's back (``docker kill``: 137, an
-        OOM kill, a command that fails): exited with ``exit_code``, the container stays."""
+        OOM kill with ``oom``, a command that fails): exited with ``exit_code``, the container
+        stays."""
         container = self.containers[cid]
         container.state, container.exit_code = "exited", exit_code
+        container.oom_killed = oom
         container.touch()
 
     # --- plumbing --------------------------------------------------------------------------
@@ -258,6 +261,7 @@ class FakeRuntime:
                 number += 1
             used.add(str(number))
             container.published[port] = f"{container.publish_address}:{number}"
+        container.oom_killed = False  # as Docker: a (re)start clears State.OOMKilled
         if run.keeps_running:
             container.state, container.exit_code = "running", None
         else:
@@ -384,6 +388,7 @@ class FakeRuntime:
             exit_code=container.exit_code if container.state in ("exited", "dead") else None,
             labels=dict(container.labels),
             ports=dict(container.published) if container.state in _ALIVE else {},
+            oom_killed=container.oom_killed and container.state in ("exited", "dead"),
         )
 
     async def stats(self, cid: str) -> ContainerStats:
@@ -414,6 +419,10 @@ class FakeRuntime:
                     created_at=created,
                     exit_code=container.exit_code if container.state == "exited" else None,
                     labels=dict(container.labels),
+                    # As the engine: an exit with 137 is inspected to tell an OOM kill.
+                    oom_killed=container.oom_killed
+                    and container.state == "exited"
+                    and container.exit_code == 137,
                 )
             )
         return found

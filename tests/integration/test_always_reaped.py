@@ -82,6 +82,7 @@ async def last_reaped(store: LeaseStore, leases: list[Lease]) -> float:
 # --- 4. Redis loses its data -----------------------------------------------------------------
 
 
+@pytest.mark.own_redis
 async def test_flushall_adopts_plain_and_extended_leases_and_reaps_them_on_time(
     settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
 ) -> None:
@@ -187,6 +188,7 @@ async def refusing_writes(client: aioredis.Redis) -> AsyncIterator[None]:
         await client.config_set("maxmemory-policy", policy["maxmemory-policy"])
 
 
+@pytest.mark.own_redis
 async def test_redis_at_maxmemory_due_containers_still_go_records_close_later(
     settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
 ) -> None:

@@ -61,6 +61,26 @@ def _process_gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def _app_pids(config: Path) -> set[int]:
+    """Pids of the app processes run with ``config`` (not its guardian, not the shell)."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"containerlease_tui" in argv
+            and b"_guardian" not in argv
+            and f"CONTAINERLEASE_CONFIG={config}".encode() in environ
+        ):
+            pids.add(int(proc.name))
+    return pids
+
+
 def _guardian_pids(log: Path) -> set[int]:
     """Pids of the guardians that logged their start in ``log``."""
     if not log.exists():
@@ -217,6 +237,8 @@ def test_the_app_hands_its_leases_to_a_guardian_when_it_goes(
         assert done.stderr == ""  # the app's reaper is alive: no guardian from the CLI
         lease = json.loads(done.stdout)
         _wait(lambda: str(lease["name"]) in tmux.capture(), 20, "the lease in the app")
+        apps = _app_pids(guarded_config)
+        assert len(apps) == 1, apps
         if leave == "q":
             tmux.send("q")
         else:
@@ -230,6 +252,9 @@ def test_the_app_hands_its_leases_to_a_guardian_when_it_goes(
         lag = time.time() - _deadline(lease)
         print(f"\nguardian ({leave}): container gone {lag:.2f}s after its deadline")
         assert lag <= TARGET_LAG + 0.2, f"removed {lag:.2f}s after its deadline"
+        # The process itself, not only its terminal: a closed terminal must not leave an app
+        # hung on writes nobody reads (one per dropped SSH session on a shared box).
+        _wait(lambda: all(_process_gone(pid) for pid in apps), 20, "the app process to exit")
         (pid,) = _guardian_pids(log)
         _wait(lambda: _process_gone(pid), 30, "the guardian to leave")
     finally:

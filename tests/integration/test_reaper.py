@@ -644,6 +644,7 @@ async def test_dry_run_changes_nothing(
 # --- losing Redis or Docker ----------------------------------------------------------------
 
 
+@pytest.mark.own_redis
 async def test_flushall_labelled_containers_still_go_and_others_are_never_touched(
     settings: Settings,
     store: LeaseStore,

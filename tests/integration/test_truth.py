@@ -67,3 +67,70 @@ def test_ls_shows_a_container_killed_from_outside(dying_cli: Cli, docker_url: st
     assert row["exit_code"] == 137
     table = dying_cli("ls").stdout
     assert "exited (137)" in table
+
+
+@pytest.fixture
+def hungry_cli(config_file: Path, test_image: str, tmp_path: Path) -> Cli:
+    """A catalog with an image whose command grows its memory until the OOM killer ends it
+    (the test config gives every lease 64m)."""
+    text = config_file.read_text()
+    assert 'memory = "64m"' in text
+    text = text.replace(
+        "[images.offline]",
+        f"""[images.hungry]
+ref = "{test_image}"
+hourly_rate = "0.01"
+description = "eats memory until the OOM killer ends it"
+cmd = ["/bin/sh", "-c", "echo eating; x=a; while true; do x=$x$x; done"]
+
+[images.offline]""",
+    )
+    path = tmp_path / "hungry.toml"
+    path.write_text(text)
+    return Cli(path)
+
+
+def _docker(docker_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", "-H", docker_url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_an_oom_killed_container_shows_oom_killed_in_ls_and_status(
+    hungry_cli: Cli, docker_url: str
+) -> None:
+    limits = _docker(docker_url, "info", "--format", "{{.MemoryLimit}}")
+    if limits.stdout.strip() != "true":
+        pytest.skip(f"this engine cannot limit memory (MemoryLimit={limits.stdout.strip()!r})")
+    done = hungry_cli("provision", "hungry", "--duration", "10m", "--json")
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    lease = json.loads(done.stdout)
+    deadline = time.monotonic() + 60
+    row: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        rows = hungry_cli.json("ls")
+        assert isinstance(rows, list)
+        row = next(r for r in rows if r["id"] == lease["id"])
+        if row["container_state"] not in (None, "running", "created"):
+            break
+        time.sleep(0.2)
+    if row.get("container_state") in (None, "running", "created"):
+        inspect = _docker(
+            docker_url, "inspect", "--format", "{{json .State}}", str(lease["docker_id"])
+        )
+        pytest.fail(f"not OOM-killed within 60 s: {row} {inspect.stdout[:300]}")
+    assert row["container_state"] == "exited"
+    assert row["exit_code"] == 137
+    assert row["oom_killed"] is True
+    assert row["status"] == "running"  # still leased, still billed
+    assert "OOM-killed (137)" in hungry_cli("ls").stdout
+    status = hungry_cli("status", lease["id"])
+    assert status.returncode == 0, status.stderr
+    assert "state: OOM-killed (137)" in status.stdout
+    data = hungry_cli.json("status", lease["id"])
+    assert isinstance(data, dict)
+    assert data["oom_killed"] is True and data["exit_code"] == 137

@@ -10,24 +10,19 @@ small unix-socket proxy the test can stop and start. Every wait is a condition w
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import shutil
-import signal
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from textual.pilot import Pilot
 
 from containerlease_tui.config import Settings
 from containerlease_tui.leases import LeaseService, ProvisionRequest
 from containerlease_tui.tui import ContainerLeaseApp, create_app
 from containerlease_tui.tui.screens import HelpScreen
+from tests.redis_server import RedisServer
 
 from .helpers import settle
 
@@ -38,77 +33,6 @@ pytestmark = [
 ]
 
 SIZE = (140, 40)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisServer:
-    """A private redis-server on one loopback port, with an append-only file so a restart
-    finds the leases again (a crash, not a flush)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self, within: float = 10.0) -> None:
-        """Start it and wait until it answers PING."""
-        self._spawn()
-        assert self.proc is not None
-        client = aioredis.Redis.from_url(self.url, socket_timeout=1.0)
-        try:
-            deadline = asyncio.get_running_loop().time() + within
-            while True:
-                with contextlib.suppress(Exception):
-                    if await client.ping():
-                        return
-                if asyncio.get_running_loop().time() > deadline:
-                    raise AssertionError(f"redis-server on {self.port} did not answer PING")
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"redis-server exited with {self.proc.returncode}")
-                await asyncio.sleep(0.05)  # polling PING, not waiting for correctness
-        finally:
-            await client.aclose()
-
-    def _spawn(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.folder),
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def kill(self) -> None:
-        """Kill it the hard way (a crash); by its pid, and wait for it."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.proc = None
 
 
 @pytest.fixture

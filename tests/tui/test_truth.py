@@ -323,8 +323,8 @@ async def test_the_users_keys_work_and_show_in_footer_help_and_palette(tmp_path:
         table = app.main.leases.table
         table.select_lease(RUNNING)
         table.focus()
-        await pilot.pause()
-        assert "^e Extend" in footer_text(app)
+        # The footer recomposes after the focus moves: wait for it, not for one pause.
+        await settle(pilot, lambda: "^e Extend" in footer_text(app), what="the footer's keys")
         help_keys = {keys for _, rows in app.help_sections() for keys, _what in rows}
         assert "ctrl+e" in help_keys
         commands = [c.title for c in app.get_system_commands(app.screen)]
@@ -349,3 +349,22 @@ async def test_the_chosen_theme_is_kept_across_restarts(tmp_path: Path) -> None:
     assert second.theme == "nord"
     (tmp_path / "app.json").write_text("{not json")
     assert app_once().theme != "nord"  # a broken file is ignored, not a crash
+
+
+async def test_an_oom_killed_container_says_so_in_the_row_detail_and_toast() -> None:
+    app, service, toasts = make()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        table = app.main.leases.table
+        table.select_lease(RUNNING)
+        service.runtime.kill(_docker_id(service, RUNNING), 137, oom=True)
+
+        def shown() -> bool:
+            return str(table.get_cell(RUNNING, "status")) == "OOM-killed (137)"
+
+        await settle(pilot, shown, what="OOM-killed (137) in the row")
+        await settle(pilot, lambda: any("OOM-killed (137)" in t for t, _ in toasts))
+        detail = str(app.main.leases.query_one("#lease-detail", Static).render())
+        assert "container OOM-killed (137)" in detail
+        await pilot.press("t")  # started again: no longer OOM-killed
+        await settle(pilot, lambda: str(table.get_cell(RUNNING, "status")) == "running")

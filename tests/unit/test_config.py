@@ -21,6 +21,7 @@ from containerlease_tui.config import (
     ReaperSettings,
     RedisSettings,
     SecuritySettings,
+    ServiceSettings,
     Settings,
     config_path,
     load_settings,
@@ -829,6 +830,7 @@ def test_readme_documents_every_field(repo_root: Path) -> None:
         "[limits]": LimitSettings,
         "[reaper]": ReaperSettings,
         "[security]": SecuritySettings,
+        "[service]": ServiceSettings,
     }
     for heading, model in sections.items():
         start = readme.index(f"### `{heading}`")
@@ -845,3 +847,14 @@ def test_readme_example_config_loads(repo_root: Path, tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, example))
     assert s.limits.max_lifetime == timedelta(days=3)
     assert "python" in s.images
+
+
+def test_service_settings(tmp_path: Path) -> None:
+    s = load_settings(
+        write(tmp_path, '[service]\nsocket_mode = "0640"\nurl = "unix:///x/a.sock"\n')
+    )
+    assert s.service.socket_mode == 0o640
+    assert s.service.client_socket() == Path("/x/a.sock")
+    for bad in ('socket_mode = "0666"', 'socket = "rel/a.sock"', 'url = "http://x"'):
+        with pytest.raises(ConfigError, match="service"):
+            load_settings(write(tmp_path, f"[service]\n{bad}\n"))

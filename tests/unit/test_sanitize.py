@@ -260,3 +260,77 @@ def test_json_lines_escape_what_json_dumps_lets_through() -> None:
     formatted = JsonFormatter().format(record)
     assert not UNSAFE.search(formatted)
     assert json.loads(formatted)["error"] == value["error"]
+
+
+# --- colours kept as data (clean_log_line(styles=True)) -----------------------------------------
+
+
+def test_sgr_colours_become_spans_over_the_clean_text() -> None:
+    from containerlease_tui.sanitize import SgrStyle, StyledLine
+
+    line = clean_log_line(
+        "\x1b[1;31mERR\x1b[22m red\x1b[0m \x1b[38;5;208mor\x1b[48;2;1;2;3mrgb\x1b[m.",
+        styles=True,
+    )
+    assert isinstance(line, StyledLine) and line == "ERR red orrgb."
+    assert line.spans == (
+        (0, 3, SgrStyle(fg=1, bold=True)),
+        (3, 7, SgrStyle(fg=1)),
+        (8, 10, SgrStyle(fg=208)),
+        (10, 13, SgrStyle(fg=208, bg=(1, 2, 3))),
+    )
+    assert clean_log_line("\x1b[92mbright\x1b[39m \x1b[104mbg", styles=True).spans == (  # type: ignore[attr-defined]
+        (0, 6, SgrStyle(fg=10)),
+        (7, 9, SgrStyle(bg=12)),
+    )
+    # No colour: a plain str, as without styles.
+    assert type(clean_log_line("plain\x1b[2K text", styles=True)) is str
+
+
+@pytest.mark.parametrize("sequence", list(SEQUENCES.values()), ids=list(SEQUENCES))
+def test_hostile_sequences_inside_coloured_output_are_still_stripped(sequence: str) -> None:
+    from containerlease_tui.sanitize import StyledLine
+
+    text = f"\x1b[31mred {sequence}still red\x1b[0m after \x1b[1m{sequence}\x1b[0m"
+    line = clean_log_line(text, styles=True)
+    assert not UNSAFE.search(line)
+    assert "\x1b" not in line and "pwned" not in line and "544e" not in line
+    assert str(line) == clean_log_line(text)  # the same text as without styles
+    assert isinstance(line, StyledLine)
+    for start, end, style in line.spans:
+        assert 0 <= start < end <= len(line)
+        assert style.fg in (None, 1)
+
+
+def test_conceal_blink_and_odd_sgr_are_not_honoured() -> None:
+    from containerlease_tui.sanitize import SgrStyle, StyledLine
+
+    # Conceal would hide text, blink distracts; a private or huge parameter list means nothing.
+    for raw in ("\x1b[8msecret", "\x1b[5mblink", "\x1b[?1mx", "\x1b[" + "1;" * 40 + "31mx"):
+        line = clean_log_line(raw, styles=True)
+        assert type(line) is str, raw
+    line = clean_log_line("\x1b[38;2;999;0;0mbad\x1b[38;5;300mworse\x1b[38mnone", styles=True)
+    assert type(line) is str and line == "badworsenone"
+    tabs = clean_log_line("a\t\x1b[32mb\tc", styles=True)
+    assert isinstance(tabs, StyledLine)
+    wide = tabs.expandtabs()
+    assert wide == "a       b       c"
+    assert wide.spans == ((8, 17, SgrStyle(fg=2)),)
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            ["a", "é", "\t", "\x1b", "[", "3", "1", ";", "m", "]", "\x07", "\x9b", "0", "8"]
+        ),
+        max_size=60,
+    )
+)
+def test_styles_never_change_the_text_and_spans_stay_inside(text: str) -> None:
+    plain = clean_log_line(text)
+    styled = clean_log_line(text, styles=True)
+    assert str(styled) == plain
+    at = 0
+    for start, end, _style in getattr(styled, "spans", ()):
+        assert at <= start < end <= len(plain)
+        at = end

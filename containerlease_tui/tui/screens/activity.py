@@ -21,7 +21,7 @@ from containerlease_tui.sanitize import clean, one_line
 from containerlease_tui.tui.keys import ACTIVITY_KEYS
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import LeaseService
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 HISTORY = 500
 """Past events the screen loads when it opens."""

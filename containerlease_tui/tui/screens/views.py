@@ -27,7 +27,8 @@ from containerlease_tui.tui.formatting import size
 from containerlease_tui.tui.keys import VIEW_BACK
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import LeaseService, ReaperOverview
+    from containerlease_tui.leases import ReaperOverview
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 TEAM_REFRESH = 5.0
 REAPERS_REFRESH = 2.0

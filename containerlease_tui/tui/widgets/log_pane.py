@@ -27,7 +27,7 @@ from containerlease_tui.tui.widgets.log_view import LogView
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from containerlease_tui.leases import LeaseService
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
 
 MAX_LINES = 10_000
 """Lines kept per lease; older ones drop."""
@@ -36,17 +36,20 @@ __all__ = ["BATCH_SECONDS", "BURST", "MAX_LINES", "LogPane", "clean_line", "comp
 
 
 def clean_line(line: str) -> str:
-    """One line as plain text: colours and every other terminal control removed (C1 controls
-    and bidi overrides too; see :func:`containerlease_tui.sanitize.clean_log_line`)."""
-    return clean_log_line(line)
+    """One line as text safe to show: every terminal control removed (C1 controls and bidi
+    overrides too), its SGR colours kept as data (a
+    :class:`~containerlease_tui.sanitize.StyledLine`; see
+    :func:`containerlease_tui.sanitize.clean_log_line`)."""
+    return clean_log_line(line, styles=True)
 
 
 def compile_filter(text: str) -> re.Pattern[str] | None:
-    """A case-insensitive regex; text that is not a valid regex is matched literally."""
+    """A case-insensitive regex, matched against each line on its own (``^`` and ``$`` are
+    every line's start and end); text that is not a valid regex is matched literally."""
     if not text:
         return None
     try:
-        return re.compile(text, re.IGNORECASE)
+        return re.compile(text, re.IGNORECASE | re.MULTILINE)
     except re.error:
         return re.compile(re.escape(text), re.IGNORECASE)
 
@@ -88,6 +91,19 @@ class LogPane(Vertical):
             compact=True,
         )
         yield LogView(id="log-view", max_lines=self.max_lines)
+
+    def on_mount(self) -> None:
+        view = self.view
+        self.watch(view, "following", self._on_following, init=False)
+        self.watch(view, "scroll_y", self._on_scrolled, init=False)
+
+    def _on_following(self) -> None:
+        self._title()
+        self.refresh_bindings()  # the footer shows G Follow while scrolled back
+
+    def _on_scrolled(self) -> None:
+        if not self.view.following:
+            self._title()  # "scrolled back to line N"
 
     @property
     def view(self) -> LogView:
@@ -139,6 +155,8 @@ class LogPane(Vertical):
             self.unseen += len(lines) - len(markers)
             return
         self._write(lines)
+        if not self.view.following:
+            self._title()  # "… of N": N grows below the rows being read
 
     @on(LogStreamEnded)
     def _on_ended(self, message: LogStreamEnded) -> None:
@@ -176,8 +194,14 @@ class LogPane(Vertical):
             parts.append("[$warning]ended[/]: $ended")
         elif self.paused:
             parts.append(f"[$warning]paused[/] ({self.unseen} new, p resumes)")
-        else:
+        elif self.view.following:
             parts.append("[$success]following[/]")
+        view = self.view
+        if not view.following:
+            parts.append(
+                f"[$warning]scrolled back[/] to line {view.top_line + 1:,} of "
+                f"{view.line_count:,} (G follows)"
+            )
         if self.skipped or self.jumps:
             parts.append("[$warning]skipping under load[/]")
         if self.filter_text:
@@ -237,6 +261,8 @@ class LogPane(Vertical):
             return not self.paused
         if action == "resume":
             return self.paused
+        if action == "follow":
+            return not self.view.following
         return True
 
     def action_toggle_pause(self) -> None:
@@ -250,6 +276,22 @@ class LogPane(Vertical):
     def action_resume(self) -> None:
         """Show what arrived while paused and follow again."""
         self.paused = False
+
+    def action_follow(self) -> None:
+        """Follow again: jump to the newest line and keep it in sight (``G``, end)."""
+        self.view.follow()
+
+    def action_back_line(self) -> None:
+        """Scroll back one line (leaves follow mode until ``G``)."""
+        self.view.action_scroll_up()
+
+    def action_forward_line(self) -> None:
+        """Scroll down one line (still scrolled back: ``G`` follows)."""
+        self.view.action_scroll_down()
+
+    def action_top(self) -> None:
+        """The oldest kept line (leaves follow mode until ``G``)."""
+        self.view.action_scroll_home()
 
     def action_toggle_wrap(self) -> None:
         """Wrap long lines, or scroll sideways."""

@@ -30,7 +30,8 @@ from containerlease_tui.tui.keys import FORM_KEYS
 from containerlease_tui.tui.widgets.inputs import FormInput
 
 if TYPE_CHECKING:
-    from containerlease_tui.leases import ImageRow, LeaseService, PullProgress
+    from containerlease_tui.leases import ImageRow, PullProgress
+    from containerlease_tui.service_api import LeaseServiceAPI as LeaseService
     from containerlease_tui.spend import Outlook
 
 PRESETS = ("30m", "1h", "2h", "4h")
