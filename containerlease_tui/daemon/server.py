@@ -37,7 +37,9 @@ def daemon_log() -> logging.Logger:
     return log
 
 
-async def serve(settings: Settings, *, reaper: bool = True) -> int:
+async def serve(
+    settings: Settings, *, reaper: bool = True
+) -> int:  # long: one start-serve-drain sequence
     """Run the daemon until SIGTERM/SIGINT; the exit code (2: the socket is unsafe)."""
     # Before the socket exists: a SIGTERM as soon as it answers is a clean stop too.
     stop = asyncio.Event()

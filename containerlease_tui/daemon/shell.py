@@ -27,7 +27,7 @@ from containerlease_tui.engine.errors import EngineError
 from containerlease_tui.engine.ownership import own_container
 from containerlease_tui.engine.shell import ShellSession
 from containerlease_tui.errors import InvalidInput, LeaseError
-from containerlease_tui.leases import _translated
+from containerlease_tui.service.base import translated
 
 MAX_CMD: Final = 64
 MAX_TERM: Final = 64
@@ -77,7 +77,7 @@ async def shell_route(request: web.Request) -> web.StreamResponse:
     if not isinstance(engine, Engine):
         raise InvalidInput("this daemon's engine cannot open interactive shells")
     assert lease.docker_id is not None
-    with _translated():
+    with translated():
         cid = (
             await own_container(engine, lease.docker_id, lease.id, svc.settings.redis.key_prefix)
             or lease.docker_id
@@ -90,7 +90,7 @@ async def shell_route(request: web.Request) -> web.StreamResponse:
     code: int | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:
-            with _translated():
+            with translated():
                 session = await engine.open_shell(stack, cid, cmd, tty=tty, term=term)
             if size is not None and tty:
                 await session.resize(*size)
@@ -108,14 +108,14 @@ async def shell_route(request: web.Request) -> web.StreamResponse:
                 raise exc
             if relay.cancelled():
                 return ws  # the client went away
-            with _translated():
+            with translated():
                 code = await session.exit_code()
         await ws.send_str(json.dumps({"exit": code}))
     except LeaseError as exc:
         _, body = wire.lease_error_body(exc)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_str(json.dumps(body))
-    except EngineError as exc:  # pragma: no cover - _translated turns these into LeaseErrors
+    except EngineError as exc:  # pragma: no cover - translated turns these into LeaseErrors
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_str(json.dumps(wire.error_body("EngineError", str(exc)[:300])))
     except (ConnectionError, RuntimeError):

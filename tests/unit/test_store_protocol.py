@@ -23,7 +23,11 @@ def _protocol_methods() -> set[str]:
 
 
 def _called_on_store() -> set[str]:
-    sources = [PACKAGE / "leases.py", PACKAGE / "reaper.py", *PACKAGE.glob("reaper/**/*.py")]
+    sources = [
+        PACKAGE / "leases.py",
+        *PACKAGE.glob("service/**/*.py"),
+        *PACKAGE.glob("reaper/**/*.py"),
+    ]
     called: set[str] = set()
     for path in sources:
         if path.exists():
