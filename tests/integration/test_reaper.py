@@ -353,14 +353,13 @@ async def test_short_lease_is_reaped_within_a_second_of_its_deadline(
         await wait_for(closed, 5, "the lease to be expired")
 
     events = await events_for(store, lease.id)
-    assert [e.type for e in events] == [
-        EventType.CREATED,
-        EventType.RUNNING,
-        EventType.EXPIRING,
-        EventType.EXPIRED,
-        EventType.REAPED,
-    ]
-    warning = events[2]
+    types = [e.type for e in events]
+    # A start that took over a second (a loaded box) is recorded after the 1 s warning: the
+    # warning is due by the clock, whatever the start's bookkeeping, so either order is right.
+    assert types[0] is EventType.CREATED
+    assert sorted(types[1:3]) == sorted([EventType.RUNNING, EventType.EXPIRING])
+    assert types[3:] == [EventType.EXPIRED, EventType.REAPED]
+    (warning,) = [e for e in events if e.type is EventType.EXPIRING]
     assert warning.detail == "expires in 1 s"
     before = lease.expires_at.timestamp() - warning.at.timestamp()
     assert 0.5 < before <= 1.05, f"warning sent {before:.3f}s before the deadline"
