@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("real-pull"))
         # The TUI tests are the CPU-bound part: one at a time, so the others' deadlines and
         # reapers (measured to the second) keep a core.
-        elif parts and parts[0] == "tui":
+        elif parts and parts[0] == "tui" and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("tui"))
 
 

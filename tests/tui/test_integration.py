@@ -321,6 +321,8 @@ async def test_provision_failure_is_a_toast_with_the_reason(
         assert app.is_running
 
 
+# The same registry image as the `pull_image` tests, pulled and dropped: one after another.
+@pytest.mark.xdist_group("real-pull")
 async def test_pull_progress_from_a_real_registry(
     settings: Settings, service: LeaseService, docker: aiodocker.Docker
 ) -> None:
