@@ -35,6 +35,7 @@ def _events(run_out: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in run_out.splitlines() if line.strip()]
 
 
+@pytest.mark.timed
 def test_follow_prints_a_new_event_within_a_second(cli: Cli) -> None:
     lease = cli.json("provision", "busybox", "--wait", "--duration", "20m")
     assert isinstance(lease, dict)

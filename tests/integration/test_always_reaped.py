@@ -82,6 +82,7 @@ async def last_reaped(store: LeaseStore, leases: list[Lease]) -> float:
 # --- 4. Redis loses its data -----------------------------------------------------------------
 
 
+@pytest.mark.timed
 @pytest.mark.own_redis
 async def test_flushall_adopts_plain_and_extended_leases_and_reaps_them_on_time(
     settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
@@ -188,6 +189,7 @@ async def refusing_writes(client: aioredis.Redis) -> AsyncIterator[None]:
         await client.config_set("maxmemory-policy", policy["maxmemory-policy"])
 
 
+@pytest.mark.timed
 @pytest.mark.own_redis
 async def test_redis_at_maxmemory_due_containers_still_go_records_close_later(
     settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
@@ -227,6 +229,7 @@ async def test_redis_at_maxmemory_due_containers_still_go_records_close_later(
 # --- 6. faster recovery ----------------------------------------------------------------------
 
 
+@pytest.mark.timed
 async def test_redis_away_20s_reaping_resumes_within_a_second(
     settings: Settings, store: LeaseStore, engine: Engine, redis_url: str, tmp_path: Path
 ) -> None:
@@ -269,6 +272,7 @@ async def test_redis_away_20s_reaping_resumes_within_a_second(
         await cut_store.close()
 
 
+@pytest.mark.timed
 async def test_docker_away_20s_no_retries_burnt_reaped_within_a_second_of_its_return(
     settings: Settings, store: LeaseStore, engine: Engine, tmp_path: Path
 ) -> None:
@@ -308,6 +312,7 @@ async def test_docker_away_20s_no_retries_burnt_reaped_within_a_second_of_its_re
         assert EventType.FAILED not in types
 
 
+@pytest.mark.timed
 async def test_kill_9_of_one_of_two_reapers_its_leases_finished_within_3s(
     settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
 ) -> None:

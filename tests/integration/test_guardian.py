@@ -126,6 +126,7 @@ def _deadline(lease: dict[str, object]) -> float:
     return datetime.fromisoformat(str(lease["expires_at"])).timestamp()
 
 
+@pytest.mark.timed
 def test_a_cli_lease_with_no_reaper_gets_a_guardian_that_reaps_it_and_leaves(
     guarded_config: Path, state_dir: Path, docker_url: str
 ) -> None:
@@ -201,6 +202,7 @@ def test_a_running_reaper_means_no_guardian(
         reaper.wait(timeout=30)
 
 
+@pytest.mark.timed
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 @pytest.mark.parametrize("leave", ["q", "hang-up"])
 def test_the_app_hands_its_leases_to_a_guardian_when_it_goes(

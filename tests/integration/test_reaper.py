@@ -322,6 +322,7 @@ async def read_until(
 # --- deadlines -------------------------------------------------------------------------------
 
 
+@pytest.mark.timed
 async def test_short_lease_is_reaped_within_a_second_of_its_deadline(
     settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
 ) -> None:
@@ -522,6 +523,7 @@ async def test_kill_9_mid_pass_then_another_reaper_finishes(
     assert await claim_keys(redis_client, prefix) == []
 
 
+@pytest.mark.timed
 async def test_sigterm_finishes_in_flight_removals_and_exits_0(
     settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
 ) -> None:
@@ -955,6 +957,9 @@ async def test_a_dead_reapers_heartbeat_expires_by_itself(store: LeaseStore) -> 
 # --- robustness ------------------------------------------------------------------------------
 
 
+# INFO commandstats counts the whole server's XREADs: a private server counts only ours.
+@pytest.mark.own_redis
+@pytest.mark.timed
 async def test_an_unreadable_event_is_stepped_over_and_stop_stays_prompt(
     settings: Settings, store: LeaseStore, engine: Engine, redis_client: aioredis.Redis
 ) -> None:
