@@ -46,35 +46,69 @@ def pull_reason(message: str) -> str:
     return text
 
 
+class PullTracker:
+    """Docker's pull messages as :class:`PullProgress`: the layers seen and done, and each
+    layer's bytes as last known.
+
+    Docker's own numbers restart per phase (``Downloading`` counts up, ``Extracting`` counts
+    again from zero) and its ``Download complete`` / ``Pull complete`` carry none. Reported raw,
+    a bar would run backwards, and a shell that keeps only the newest report of a layer (the
+    TUI's queue does, when it falls behind) would lose the layer's size for good. So a layer's
+    ``current`` / ``total`` here are its downloaded bytes and its size: they never go back,
+    and a layer done reports ``current == total``.
+    """
+
+    _DOWNLOADED: Final = frozenset(
+        {"Verifying Checksum", "Download complete", "Extracting", "Pull complete"}
+    )
+
+    def __init__(self) -> None:
+        self._done: dict[str, bool] = {}
+        self._bytes: dict[str, tuple[int, int]] = {}  # layer id → (downloaded, size)
+
+    def report(self, message: Json) -> PullProgress:
+        """The progress one message of the pull stream amounts to."""
+        layer = as_str(message.get("id"))
+        status = as_str(message.get("status"))
+        if not layer or status.startswith("Pulling from"):  # that one's id is the tag
+            return self._progress("", status, 0, 0)
+        done = status in ("Pull complete", "Already exists")
+        self._done[layer] = self._done.get(layer, False) or done
+        detail = as_dict(message.get("progressDetail"))
+        seen, size = self._bytes.get(layer, (0, 0))
+        size = max(size, as_int(detail.get("total")) or 0)
+        if status == "Downloading":
+            seen = max(seen, as_int(detail.get("current")) or 0)
+        elif status in self._DOWNLOADED:
+            seen = max(seen, size)
+        seen = min(seen, size) if size else seen
+        self._bytes[layer] = (seen, size)
+        return self._progress(layer, status, seen, size)
+
+    def _progress(self, layer: str, status: str, current: int, total: int) -> PullProgress:
+        return PullProgress(
+            layer=layer,
+            status=status,
+            current=current,
+            total=total,
+            layers_done=sum(self._done.values()),
+            layers_total=len(self._done),
+        )
+
+
 async def pull(
     conn: Connection, ref: str, on_progress: Callable[[PullProgress], None] | None
 ) -> None:
     """Pull ``ref``, reporting each progress message (ImageUnavailable if the pull fails)."""
-    layers: dict[str, bool] = {}  # layer id → done
+    tracker = PullTracker()
     messages = cast(_Messages, conn.client().images.pull(ref, stream=True))
     try:
         first = True
         while (message := await _next_message(conn, ref, messages, first)) is not None:
             first = False
-            layer = as_str(message.get("id"))
-            status = as_str(message.get("status"))
-            if layer and not status.startswith("Pulling from"):  # that one's id is the tag
-                done = status in ("Pull complete", "Already exists")
-                layers[layer] = layers.get(layer, False) or done
-            else:
-                layer = ""
-            detail = as_dict(message.get("progressDetail"))
+            report = tracker.report(message)
             if on_progress is not None:
-                on_progress(
-                    PullProgress(
-                        layer=layer,
-                        status=status,
-                        current=as_int(detail.get("current")) or 0,
-                        total=as_int(detail.get("total")) or 0,
-                        layers_done=sum(layers.values()),
-                        layers_total=len(layers),
-                    )
-                )
+                on_progress(report)
     finally:
         with contextlib.suppress(Exception):
             await messages.aclose()

@@ -12,7 +12,11 @@ EXEC_OUTPUT_LIMIT: Final = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class PullProgress:
-    """One progress message of an image pull (``layer`` is empty for whole-image messages)."""
+    """One progress message of an image pull (``layer`` is empty for whole-image messages).
+
+    ``current`` / ``total`` are the layer's downloaded bytes and size as known so far: they
+    never go back within a pull, so the newest report of a layer supersedes all before it.
+    """
 
     layer: str
     status: str

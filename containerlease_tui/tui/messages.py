@@ -135,7 +135,8 @@ class PullProgressed(Message):
     progress: PullProgress
 
     def can_replace(self, message: Message) -> bool:
-        # Only a newer report of the same layer supersedes one: the bar sums all layers.
+        # Only a newer report of the same layer supersedes one (the bar sums all layers); a
+        # layer's bytes never go back (PullProgress), so the newest report is the whole story.
         return isinstance(message, PullProgressed) and message.progress.layer == self.progress.layer
 
 

@@ -226,6 +226,15 @@ async def test_a_real_pull_reports_layers_and_bytes(engine: Engine, pull_image: 
     assert any(0 < p.current < p.total for p in downloading)
     last = seen[-1]
     assert last.layers_total == len(layers) and last.layers_done == last.layers_total
+    # Per layer the bytes never go back (Docker's own restart at "Extracting"), and the newest
+    # report, the one a shell that falls behind keeps, still knows the layer's size.
+    newest: dict[str, PullProgress] = {}
+    for p in seen:
+        if p.layer:
+            before = newest.get(p.layer)
+            assert before is None or (p.current >= before.current and p.total >= before.total), p
+            newest[p.layer] = p
+    assert any(p.total > 4 << 20 and p.current == p.total for p in newest.values()), newest
 
 
 async def test_an_image_seen_present_is_not_looked_up_again_at_once(

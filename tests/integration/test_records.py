@@ -102,7 +102,8 @@ async def test_a_bad_record_does_not_stop_reaping(
     for lease in (soon, due):
         await store.insert(lease, max_per_user=10_000, max_total=10_000)
         await corrupt(redis_client, store.keys.lease(lease.id), kind, lease)
-    await redis_client.zadd(store.keys.deadlines, {due.id: utcnow().timestamp() - 1})
+    first_due = utcnow().timestamp() - 1
+    await redis_client.zadd(store.keys.deadlines, {due.id: first_due})
     with pytest.raises(CorruptRecord):
         await store.get(due.id)
     listed = await store.list_all()
@@ -138,7 +139,10 @@ async def test_a_bad_record_does_not_stop_reaping(
     assert warnings_about(log, UNREADABLE, due.id) == 1
     assert warnings_about(log, UNREADABLE, soon.id) == 1
     score = await redis_client.zscore(store.keys.deadlines, due.id)
-    assert score is not None and score > utcnow().timestamp()
+    # Moved on by at least one (jittered) interval. Not "> now": on a loaded box the last pass
+    # may have postponed it to a moment that has passed by the time the reaper stops.
+    floor = first_due + 0.8 * settings.reaper.interval.total_seconds()
+    assert score is not None and score >= floor
     errors = [r for r in log.handlers[0].records if r.levelno >= logging.ERROR]  # type: ignore[attr-defined]
     assert not errors, [r.getMessage() for r in errors]
 
