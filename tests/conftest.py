@@ -32,6 +32,9 @@ BUSYBOX_CMD = ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do echo tick; s
 _INTEGRATION_DIRS = ("integration",)
 
 
+# tryfirst: xdist's worker reads the xdist_group marks in this same hook, to put the group in
+# the node id (--dist loadgroup); marks added after it are ignored without a word.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts
