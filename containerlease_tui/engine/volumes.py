@@ -6,15 +6,40 @@ is decided by :mod:`containerlease_tui.labels` and the lease service.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Final
 
 import aiodocker
 
+from containerlease_tui.backoff import Backoff
 from containerlease_tui.engine import _compat
 from containerlease_tui.engine.connection import Connection
 from containerlease_tui.engine.errors import EngineError
 from containerlease_tui.engine.parse import as_dict, as_labels, as_str, docker_time
 from containerlease_tui.engine.types import VolumeInfo
+
+DISK_USAGE_BUSY: Final = "disk usage operation is already running"
+"""The engine measures disk usage for one caller at a time and refuses the others with this
+(a 500 or a 409, by engine version), whoever they are: another user's listing, ``docker system
+df``, another process of ours."""
+DISK_USAGE_TRIES: Final = 4
+
+
+async def _volume_sizes(docker: aiodocker.Docker) -> dict[str, int]:
+    """Each volume's size, waiting briefly for a measurement someone else has running; when the
+    engine stays busy the sizes are unknown (an empty map), never an error: a listing does not
+    fail because somebody else asked how full the disk is."""
+    backoff = Backoff(base=0.05, cap=0.4)
+    for attempt in range(DISK_USAGE_TRIES):
+        try:
+            return await _compat.volume_sizes(docker)
+        except aiodocker.DockerError as exc:
+            if DISK_USAGE_BUSY not in str(exc.message):
+                raise
+        if attempt + 1 < DISK_USAGE_TRIES:
+            await asyncio.sleep(backoff.next())
+    return {}
 
 
 def _info(data: dict[str, object], size: int | None, users: tuple[str, ...]) -> VolumeInfo:
@@ -66,7 +91,7 @@ async def list_volumes(conn: Connection, label: list[str]) -> list[VolumeInfo]:
         listing = as_dict(
             await _compat.volume_request(docker, "volumes", params={"filters": filters})
         )
-        sizes = await _compat.volume_sizes(docker)
+        sizes = await _volume_sizes(docker)
     volumes = listing.get("Volumes")
     found: list[VolumeInfo] = []
     for item in volumes if isinstance(volumes, list) else []:

@@ -419,6 +419,39 @@ async def test_list_leased_filters_by_instance(
     assert {mine, stopped, theirs} <= {i.id for i in await engine.list_leased()}
 
 
+async def test_volumes_list_while_others_measure_disk_usage(
+    docker_url: str, key_prefix: str
+) -> None:
+    """The engine measures disk usage for one caller at a time and answers any other with 409
+    ("a disk usage operation is already running"); 30 people listing their volumes at once must
+    all get their list, the sizes being the part that may be missing."""
+    label = f"{LABEL_INSTANCE}={key_prefix}"
+    engines = [Engine(DockerSettings(url=docker_url, timeout=30)) for _ in range(12)]
+    raw = aiodocker.Docker(url=docker_url)
+    try:
+        await engines[0].ensure_volume(f"{key_prefix}-df", {LABEL_INSTANCE: key_prefix})
+
+        async def measure() -> None:
+            for _ in range(5):
+                await raw._query_json("system/df", params={"type": "volume"})
+
+        async def listing(engine: Engine) -> list[str]:
+            names: list[str] = []
+            for _ in range(5):
+                names = [v.name for v in await engine.list_volumes([label])]
+            return names
+
+        measuring = [asyncio.create_task(measure()) for _ in range(4)]
+        lists = await asyncio.gather(*(listing(e) for e in engines))
+        await asyncio.gather(*measuring, return_exceptions=True)
+        assert lists == [[f"{key_prefix}-df"]] * len(engines)
+    finally:
+        await engines[0].remove_volume(f"{key_prefix}-df")
+        for e in engines:
+            await e.close()
+        await raw.close()
+
+
 # --- logs ------------------------------------------------------------------------------------
 
 
