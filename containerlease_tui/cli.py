@@ -522,6 +522,11 @@ def status(settings: Settings, lease: str, as_json: bool) -> None:
         "memory_usage": stats.memory_usage if stats else None,
         "memory_limit": stats.memory_limit if stats else None,
     }
+    if report.lease.channel:
+        connected = report.channel
+        data["channel_state"] = (
+            "connected" if connected else "absent" if connected is False else "closed"
+        )
     if info is not None and info.ports:  # what the engine says now, over the record
         data["ports"] = {port: info.ports.get(port) for port in report.lease.ports}
     if as_json:
@@ -788,6 +793,39 @@ def exec_command(settings: Settings, lease: str, command: tuple[str, ...]) -> No
     if result.truncated:
         click.echo("containerlease: output cut at the exec output limit", err=True)
     sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.argument("lease")
+@click.argument("message")
+@click.option(
+    "--timeout", "wait", default="30s", show_default=True, help="How long to wait for the reply."
+)
+@click.pass_obj
+def send(settings: Settings, lease: str, message: str, wait: str) -> None:
+    """Send one JSON MESSAGE to the program in LEASE's container; print its JSON reply.
+
+    For images with `channel = true`: the program listens on
+    /run/containerlease/channel.sock (docs/channel.md). A timeout, an absent or closed
+    channel, or a reply that is not JSON: one line, exit 1.
+    """
+    from containerlease_tui.channel import ChannelReply
+    from containerlease_tui.durations import DurationError, parse_duration
+    from containerlease_tui.sanitize import json_line
+
+    try:
+        payload: object = json.loads(message)
+    except ValueError:
+        _fail('invalid message: not JSON (for example \'{"command": "ping"}\')', 2)
+    try:
+        within = parse_duration(wait).total_seconds()
+    except DurationError as exc:
+        _fail(f"invalid timeout: {exc}", 2)
+
+    async def work(service: LeaseService) -> ChannelReply:
+        return await service.send(lease, payload, within)
+
+    click.echo(json_line(_run(settings, work).reply))
 
 
 @cli.group()
@@ -1130,6 +1168,10 @@ def _echo_lifecycle_status(data: dict[str, object]) -> None:
     if isinstance(volumes, dict) and volumes:
         shown = "  ".join(f"{name}:{path}" for name, path in volumes.items())
         click.echo(clean(f"volumes: {shown}", tabs=False))
+    if data.get("channel"):
+        at = data.get("channel_at")
+        last = f"  last message: {_ago(at, utcnow())}" if isinstance(at, str) else ""
+        click.echo(f"channel: {data.get('channel_state', 'closed')}{last}")
 
 
 def _volume_json(row: VolumeRow) -> dict[str, object]:

@@ -262,6 +262,30 @@ class DockerSettings(_Section):
     publish_address: str = "127.0.0.1"
     """Host address leased containers' ports are published on, at ports the engine picks
     (default: loopback only; ``0.0.0.0`` opens them to the network, see docs/security.md)."""
+    channel_root: Path | None = None
+    """Host folder (made 0700) holding each channel lease's folder, bind-mounted into its
+    container; on the engine's machine. Default: ``channels`` in the user's state folder
+    (``~/.local/state/containerlease/channels``; the daemon's user's, in daemon mode)."""
+
+    @field_validator("channel_root")
+    @classmethod
+    def _channel_root(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    def channels(self) -> Path:
+        """The channel root in effect (:attr:`channel_root` or its default)."""
+        if self.channel_root is not None:
+            return self.channel_root
+        from platformdirs import user_state_dir  # only a channel lease needs it
+
+        return Path(user_state_dir("containerlease")) / "channels"
+
+    def engine_is_local(self) -> bool:
+        """Whether the engine is on this machine (a ``unix://`` socket): a bind mount's host
+        path means this machine's folder only then."""
+        return self.url.startswith("unix://")
 
     @field_validator("publish_address")
     @classmethod
@@ -316,6 +340,9 @@ class ImageSpec(_Section):
     """Container ports published for every lease (``["8080/tcp"]``; a bare number is TCP)."""
     workdir: str | None = None
     """Working directory of the command; default: the image's."""
+    channel: bool = False
+    """Give each lease a message channel: a private folder at ``/run/containerlease`` where the
+    container's program listens on ``channel.sock`` (``containerlease send``; docs/channel.md)."""
 
     @field_validator("ports")
     @classmethod

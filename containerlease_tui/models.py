@@ -144,6 +144,8 @@ class EventType(StrEnum):
     EXPIRED = "expired"
     REAPED = "reaped"
     FAILED = "failed"
+    MESSAGE = "message"
+    """One exchange through the lease's message channel (``containerlease send``)."""
 
 
 def utcnow() -> datetime:
@@ -300,6 +302,10 @@ class Lease(BaseModel):
     """The working directory asked for (None: the catalog's, else the image's)."""
     volumes: dict[str, str] = Field(default_factory=dict)
     """The owner's named volumes it mounts: volume name → container path."""
+    channel: bool = False
+    """Whether it has a message channel (its image's ``channel = true``)."""
+    channel_at: datetime | None = None
+    """When the last message went through its channel."""
 
     @field_validator("ports")
     @classmethod
@@ -419,6 +425,8 @@ class Lease(BaseModel):
             "cmd": list(self.cmd) if self.cmd is not None else None,
             "workdir": self.workdir,
             "volumes": dict(self.volumes),
+            "channel": self.channel,
+            "channel_at": self.channel_at.isoformat() if self.channel_at else None,
         }
 
 

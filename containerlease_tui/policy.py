@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal, get_args
 
+from containerlease_tui.channel import MOUNT as CHANNEL_MOUNT
 from containerlease_tui.config import ImageSpec, LimitSettings, Settings
 from containerlease_tui.durations import DurationError, check_range, format_duration, parse_duration
 from containerlease_tui.errors import Forbidden, InvalidInput, LeaseError
@@ -264,6 +265,7 @@ class LeasePolicy:
         cmd = self.check_cmd(req.cmd)
         workdir = self.check_workdir(req.workdir)
         volumes = self.check_volumes(req.volumes, spec)
+        self.check_channel(spec, volumes)
         return CheckedRequest(
             req.image, spec, duration, name, cpus, memory, env, ports, cmd, workdir, volumes
         )
@@ -360,6 +362,24 @@ class LeasePolicy:
                 f"too many volumes: at most {self.limits.max_volumes_per_user}", "volumes"
             )
         return checked
+
+    def check_channel(self, spec: ImageSpec, volumes: dict[str, str]) -> None:
+        """An image with a message channel needs the engine on this machine (the channel's
+        folder is a host path), and nothing else mounted at or over the channel's place."""
+        if not spec.channel:
+            return
+        if not self.settings.docker.engine_is_local():
+            raise InvalidInput(
+                "this image has a message channel, which needs the Docker engine on this "
+                "machine (a unix:// socket)",
+                "image",
+            )
+        targets = [*volumes.values(), *("/" + b.split(":")[1].strip("/") for b in spec.binds)]
+        for path in targets:
+            if path == CHANNEL_MOUNT or path.startswith(CHANNEL_MOUNT + "/"):
+                raise InvalidInput(
+                    f"{path!r} is the message channel's place in the container", "volumes"
+                )
 
     def check_cpus(self, value: float | str | None, default: float) -> float:
         """A CPU limit within the allowed range (empty: ``default``)."""
@@ -470,6 +490,7 @@ class LeasePolicy:
             cmd=checked.cmd,
             workdir=checked.workdir,
             volumes=checked.volumes,
+            channel=spec.channel,
         )
         if checked.name is None:
             lease = lease.model_copy(update={"name": f"{checked.image}-{lease.id[:4]}"})

@@ -9,6 +9,7 @@
 #   cl_engine [tls]      a private dockerd unless CONTAINERLEASE_DOCKER_URL answers
 #   cl_redis [tls]       a private redis-server unless CONTAINERLEASE_REDIS_URL answers
 #   cl_test_image        the offline busybox image, through the engine's image-import API
+#   cl_channel_image     that image with Python and the channel responder (the channel tests)
 #   cl_registry          a private docker-registry with a variant of it (only next to our engine)
 
 log() { printf '[%s] %s\n' "$tag" "$*" >&2; }
@@ -215,6 +216,34 @@ cl_test_image() {
     _cl_import "$work/rootfs.tar" "$CONTAINERLEASE_TEST_IMAGE"
     log "imported $CONTAINERLEASE_TEST_IMAGE from busybox-static"
   fi
+}
+
+# The message channel's tests need a program in the container that listens on a unix socket:
+# busybox cannot, so this image adds the machine's Python (the binary, its libraries and the
+# standard library) and the documented responder, docs/examples/channel_responder.py.
+cl_channel_image() {
+  export CONTAINERLEASE_TEST_CHANNEL_IMAGE=${CONTAINERLEASE_TEST_CHANNEL_IMAGE:-containerlease-test:channel}
+  local pyexe=/usr/bin/python3.11 rootfs="$work/channel-rootfs" lib
+  if docker_api "$CONTAINERLEASE_DOCKER_URL" -f -o /dev/null "/images/$CONTAINERLEASE_TEST_CHANNEL_IMAGE/json" 2>/dev/null; then
+    return 0
+  fi
+  [ -x "$pyexe" ] || die "$pyexe is missing: the channel test image needs it (apt-get install python3)"
+  mkdir -p "$rootfs/usr/bin" "$rootfs/usr/lib" "$rootfs/run/containerlease"
+  cp -a "$work/rootfs/." "$rootfs/"
+  cp "$pyexe" "$rootfs/usr/bin/python3"
+  for lib in $(ldd "$pyexe" | grep -o '/[^ ]*'); do
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+  done
+  tar -C /usr/lib -cf - --exclude=test --exclude=tests --exclude=idlelib --exclude=tkinter \
+    --exclude=ensurepip --exclude=lib2to3 --exclude='config-*' --exclude=site-packages \
+    --exclude=dist-packages python3.11 | tar -C "$rootfs/usr/lib" -xf -
+  cp "$root/docs/examples/channel_responder.py" "$rootfs/responder.py"
+  tar -C "$rootfs" -cf "$work/channel-rootfs.tar" .
+  rm -rf "$rootfs"
+  _cl_import "$work/channel-rootfs.tar" "$CONTAINERLEASE_TEST_CHANNEL_IMAGE"
+  rm -f "$work/channel-rootfs.tar"
+  log "imported $CONTAINERLEASE_TEST_CHANNEL_IMAGE (busybox, Python, the channel responder)"
 }
 
 # Docker trusts registries on 127.0.0.0/8 over plain HTTP. Only next to an engine of our own:

@@ -24,6 +24,7 @@ from urllib.parse import quote
 import aiohttp
 
 from containerlease_tui.activity import EventFilter, visible
+from containerlease_tui.channel import ChannelReply
 from containerlease_tui.config import ImageSpec, LimitSettings, Settings
 from containerlease_tui.daemon import wire
 from containerlease_tui.daemon.wire import EventHistory, LeaseList
@@ -140,9 +141,10 @@ class RemoteLeaseService:
         body: object = None,
         params: dict[str, str] | None = None,
         raw: bool = False,
+        limit: float = CALL_TIMEOUT,
     ) -> Any:
         try:
-            async with asyncio.timeout(CALL_TIMEOUT):
+            async with asyncio.timeout(limit):
                 async with self._client().request(
                     method, f"{BASE}{wire.API}{path}", json=body, params=params
                 ) as response:
@@ -311,6 +313,20 @@ class RemoteLeaseService:
             "POST", f"/leases/{_ref(lease.id)}/exec", body={"cmd": list(cmd)}, raw=True
         )
         return wire.ExecWire.model_validate_json(text).result()
+
+    async def send(self, ref: str, message: object, within: float = 30.0) -> ChannelReply:
+        data = await self._call(
+            "POST",
+            f"/leases/{_ref(ref)}/send",
+            body={"message": message, "timeout": within},
+            limit=within + CALL_TIMEOUT,
+        )
+        if not isinstance(data, dict) or "reply" not in data:
+            raise LeaseError("the daemon sent an answer without a reply")
+        seconds = data.get("seconds")
+        return ChannelReply(
+            data["reply"], float(seconds) if isinstance(seconds, int | float) else 0.0
+        )
 
     async def last_event_id(self) -> str:
         return str((await self._call("GET", "/events/last"))["id"])

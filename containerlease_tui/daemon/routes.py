@@ -335,6 +335,13 @@ async def exec_(request: web.Request) -> web.Response:
     )
 
 
+@routes.post(f"{wire.API}/leases/{{ref}}/send")
+async def send(request: web.Request) -> web.Response:
+    body = await _body(request, wire.SendBody)
+    answer = await service(request).send(request.match_info["ref"], body.message, body.timeout)
+    return _json({"reply": answer.reply, "seconds": answer.seconds})
+
+
 @routes.get(f"{wire.API}/events")
 async def events(request: web.Request) -> web.Response:
     after = request.query.get("after", "$")[:64]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 from containerlease_tui.activity import EventFilter
 from containerlease_tui.errors import (
@@ -146,6 +146,15 @@ class ContainerBody(BaseModel):
 class ExecBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     cmd: list[str] = Field(max_length=1024)
+
+
+class SendBody(BaseModel):
+    """``POST /v1/leases/{ref}/send``: one message for the lease's channel, and how long to
+    wait for the reply."""
+
+    model_config = ConfigDict(extra="ignore")
+    message: JsonValue
+    timeout: float = 30.0  # bounded by the service, in the same words as in direct mode
 
 
 class Session(BaseModel):

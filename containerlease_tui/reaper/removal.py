@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 
+from containerlease_tui import channel
 from containerlease_tui.engine import ContainerInfo, EngineError, EngineUnavailable
 from containerlease_tui.engine.cleanup import remove_lease_containers
 from containerlease_tui.engine.protocol import Runtime
@@ -134,4 +135,6 @@ class Remover:
             )
         if done.pending:
             raise EngineError(f"container {short(done.pending[0])} is still being removed")
+        # Its message channel's folder, when it lives on this machine under this user.
+        channel.discard(self._ctx.settings.docker.channels(), lease_id)
         return list(done.removed)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from containerlease_tui import channel
 from containerlease_tui.config import Settings
 from containerlease_tui.engine import (
     EngineError,
@@ -231,14 +232,17 @@ class ServiceBase:
         return Charge(lease.owner, -lease_hours(span), day=lease.created_at)
 
     async def _remove_containers(self, lease_id: str, cid: str | None) -> bool:
-        """Remove the lease's container by id and by label; True when none is left."""
+        """Remove the lease's container by id and by label, then its channel folder (if it has
+        one here); True when no container is left."""
         try:
-            await remove_lease_containers(
+            removal = await remove_lease_containers(
                 self.engine, lease_id, cid, self.settings.redis.key_prefix
             )
-            return True
         except EngineError:
             return False
+        if not removal.pending:
+            channel.discard(self.settings.docker.channels(), lease_id)
+        return True
 
     # --- published ports --------------------------------------------------------------
 

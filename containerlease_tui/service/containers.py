@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from containerlease_tui import channel
+from containerlease_tui.channel import ChannelError, ChannelReply
 from containerlease_tui.engine import (
     ExecResult as ExecResult,  # re-exported: the shells' type for LeaseService.exec
 )
@@ -20,10 +22,13 @@ from containerlease_tui.errors import (
     LeaseError,
 )
 from containerlease_tui.models import (
+    EventType,
     Lease,
     LeaseStatus,
+    utcnow,
 )
 from containerlease_tui.reaper import ReaperStatus as ReaperStatus
+from containerlease_tui.store.events import acting_as
 
 if TYPE_CHECKING:
     pass
@@ -126,3 +131,41 @@ class ContainerOps(ServiceBase):
             raise InvalidInput("exec needs a command to run")
         with translated():
             return await self.engine.exec(await self._own(lease), cmd)
+
+    # --- the message channel (see containerlease_tui/channel.py) ---------------------
+
+    async def send(self, ref: str, message: object, within: float = 30.0) -> ChannelReply:
+        """Send one JSON message to the program in the lease's container and return its JSON
+        reply (``containerlease send``); the owner (or an admin) only, recorded as an event."""
+        lease = await self.resolve(ref)
+        self._authorize(lease, "send a message to")
+        if not lease.channel:
+            raise InvalidInput(
+                f"lease {lease.id} has no message channel (its image has no channel = true)",
+                "lease",
+            )
+        if lease.status is not LeaseStatus.RUNNING or not lease.docker_id:
+            raise InvalidInput(f"lease {lease.id} is {lease.status.value}: not running", "lease")
+        if not 0 < within <= 3600:
+            raise InvalidInput("timeout must be more than 0s and at most 1h", "timeout")
+        try:
+            channel.encode(message)  # refused before anything connects
+        except ChannelError as exc:
+            raise InvalidInput(str(exc), "message") from None
+        with translated():
+            cid = await self._own(lease)
+        folder = channel.folder_for(self.settings.docker.channels(), lease.id)
+        outcome = "replied"
+        try:
+            return await channel.exchange(folder, cid, message, within)
+        except ChannelError as exc:
+            outcome = str(exc)
+            raise
+        finally:
+            with contextlib.suppress(LeaseError), translated(), acting_as(self.user):
+                await self.store.update(
+                    lease.id,
+                    lambda x: x.model_copy(update={"channel_at": utcnow()}),
+                    event=EventType.MESSAGE,
+                    detail=outcome[:200],
+                )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from containerlease_tui import channel
 from containerlease_tui.durations import format_duration
 from containerlease_tui.engine import (
     ContainerSpec,
@@ -143,6 +144,8 @@ class ProvisioningOps(VolumeOps):
                 await self.engine.ensure_image(lease.image_ref, on_progress)
             await step(LeaseStatus.CREATING, EventType.CREATING)
             await self._prepare_volumes(lease)
+            if lease.channel:
+                channel.prepare(self.settings.docker.channels(), lease.id)
             spec = self._spec(lease)
             try:
                 cid = await self.engine.create(spec)
@@ -228,11 +231,17 @@ class ProvisioningOps(VolumeOps):
             binds = self.policy.check_binds(spec)
         except InvalidInput as exc:
             raise EngineError(str(exc)) from None  # complete() fails the lease, makes nothing
+        env = dict(lease.env)
+        if lease.channel:
+            # Made by us from the root and the lease id (never from the record's data).
+            folder = channel.folder_for(self.settings.docker.channels(), lease.id)
+            binds = [*binds, f"{folder}:{channel.MOUNT}:rw"]
+            env[channel.ENV_VAR] = channel.SOCKET_PATH
         return ContainerSpec(
             name=lease.container_name,
             image_ref=lease.image_ref,
             cmd=lease.cmd or spec.cmd or KEEPALIVE_CMD,
-            env=lease.env,
+            env=env,
             labels=labels_for(lease, self.settings.redis.key_prefix),
             cpus=lease.resources.cpus,
             memory=lease.resources.memory,

@@ -44,6 +44,8 @@ class LeaseStatusReport:
     lease: Lease
     container: ContainerInfo | None
     stats: ContainerStats | None
+    channel: bool | None = None
+    """Its message channel accepts connections (None: it has none, or is not running)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from containerlease_tui import channel
 from containerlease_tui.activity import EventFilter, visible
 from containerlease_tui.engine import (
     ContainerInfo,
@@ -73,7 +74,11 @@ class ViewOps(ServiceBase):
                 info = await self.engine.inspect(cid)
                 if info is not None and info.running:
                     stats = await self.engine.stats(cid)
-        return LeaseStatusReport(lease, info, stats)
+        connected: bool | None = None
+        if lease.channel and info is not None and info.running:
+            folder = channel.folder_for(self.settings.docker.channels(), lease.id)
+            connected = await channel.probe(folder, info.id)
+        return LeaseStatusReport(lease, info, stats, connected)
 
     # --- events and activity ----------------------------------------------------------
 

@@ -462,3 +462,41 @@ def test_an_unsafe_socket_path_is_refused(daemon: Daemon, problem: str) -> None:
         assert sock.read_text() == "not a socket"  # never replaced
     with contextlib.suppress(FileNotFoundError):
         assert not sock.is_socket()
+
+
+@pytest.fixture
+def channel_catalog(config_file: Path, tmp_path: Path) -> Path:
+    """The daemon's catalog with an image whose leases get a message channel (the documented
+    responder in the channel test image); requested before ``daemon``, which reads the file."""
+    image = os.environ.get("CONTAINERLEASE_TEST_CHANNEL_IMAGE")
+    if not image:
+        pytest.skip("CONTAINERLEASE_TEST_CHANNEL_IMAGE is not set (run through scripts/test)")
+    root = tmp_path / "channels"
+    text = config_file.read_text().replace("[docker]\n", f'[docker]\nchannel_root = "{root}"\n')
+    text += (
+        f'\n[images.chan]\nref = "{image}"\nhourly_rate = "0.01"\nchannel = true\n'
+        'cmd = ["/usr/bin/python3", "/responder.py"]\nmemory = "64m"\n'
+    )
+    config_file.write_text(text)
+    return root
+
+
+@pytest.mark.timeout(300)
+def test_a_message_through_the_daemon(channel_catalog: Path, daemon: Daemon) -> None:
+    """The daemon makes the folder and talks to the container; the owner (no engine access)
+    sends and reads the reply; another user is refused before anything is sent."""
+    lid = str(_json(daemon.as_user("cl-alice", "provision", "chan", "--wait", "--json"))["id"])
+    assert (channel_catalog / lid).is_dir()
+    deadline = time.monotonic() + 30
+    while _json(daemon.as_user("cl-alice", "status", lid, "--json")).get("channel_state") != (
+        "connected"
+    ):
+        assert time.monotonic() < deadline, "the responder never listened"
+        time.sleep(0.2)
+    sent = daemon.as_user("cl-alice", "send", lid, '{"command": "ping"}')
+    assert (sent.code, json.loads(sent.out)) == (0, {"ok": True, "reply": "pong"}), sent
+    assert _refused(daemon.as_user("cl-bob", "send", lid, '{"command": "ping"}'), "cl-alice")
+    slow = daemon.as_user("cl-alice", "send", lid, "{}", "--timeout", "2h")
+    assert slow.code == 2 and "timeout must be" in slow.err, slow
+    assert daemon.as_user("cl-alice", "rm", lid).code == 0
+    assert not (channel_catalog / lid).exists()

@@ -17,6 +17,7 @@ import pytest
 
 CORE = [
     "backoff",
+    "channel",
     "config",
     "display",
     "durations",
