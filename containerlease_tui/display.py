@@ -1,4 +1,5 @@
-"""How time left and money read, the same in the TUI and the CLI (pure: no I/O, no Textual).
+"""How time left, money and published ports read, the same in the TUI and the CLI (pure: no
+I/O, no Textual).
 
 The one rounding rule: :func:`time_left` rounds *down* to the smallest unit it shows, so a
 countdown never shows more time than is left. Whole seconds below an hour, whole minutes from
@@ -13,12 +14,26 @@ the compact form people type (``1h30m``), and parses back.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-__all__ = ["CostStyle", "cost_style", "expires_in", "format_cost", "format_rate", "time_left"]
+from containerlease_tui.sanitize import one_line
+
+__all__ = [
+    "CostStyle",
+    "cost_style",
+    "expires_in",
+    "first_published",
+    "format_cost",
+    "format_ports",
+    "format_rate",
+    "ssh_forward",
+    "time_left",
+]
 
 _UNITS: tuple[tuple[int, str, str], ...] = (
     (86400, "d", "day"),
@@ -105,3 +120,48 @@ def format_rate(value: Decimal) -> str:
     whole, _, frac = text.partition(".")
     frac = frac.ljust(style.decimals, "0")
     return f"{style.currency}{whole}{'.' if frac else ''}{frac}/h"
+
+
+# --- published ports ------------------------------------------------------------------------
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", re.ASCII)
+SSH_HOST_PLACEHOLDER = "HOST"
+"""What the ``ssh -L`` line names when the lease's host is unknown or not a plain host name."""
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}
+"""A port published on every address is reached on the box through its loopback."""
+
+
+def _published(ports: Mapping[str, str | None]) -> list[tuple[str, str]]:
+    """(container port, ``address:port``) of each published port, in the record's order; both
+    made one safe line (the model validates them, but they come from Redis)."""
+    return [(one_line(port, 40), one_line(where, 60)) for port, where in ports.items() if where]
+
+
+def format_ports(ports: Mapping[str, str | None]) -> str | None:
+    """``8080/tcp → 127.0.0.1:49153, 53/udp → 127.0.0.1:32768``; None when none is published."""
+    shown = [f"{port} → {where}" for port, where in _published(ports)]
+    return ", ".join(shown) or None
+
+
+def first_published(ports: Mapping[str, str | None]) -> tuple[str, str] | None:
+    """(container port, ``address:port``) of the first published port (None: none is)."""
+    published = _published(ports)
+    return published[0] if published else None
+
+
+def ssh_forward(ports: Mapping[str, str | None], host: str | None) -> str | None:
+    """``ssh -L 49153:127.0.0.1:49153 devbox``: what a user on another machine runs to reach
+    the published TCP ports (ssh forwards no UDP) as ``localhost:49153``; None when there are
+    none. A host that is not a plain host name reads :data:`SSH_HOST_PLACEHOLDER`, so nothing
+    odd from a record ends up in a command someone pastes."""
+    forwards = []
+    for port, where in _published(ports):
+        address, _, number = where.rpartition(":")
+        if not port.endswith("/tcp") or not address or not number.isdigit():
+            continue
+        address = _WILDCARDS.get(address, address)
+        forwards.append(f"-L {number}:{address}:{number}")
+    if not forwards:
+        return None
+    target = host if host and _HOSTNAME.fullmatch(host) else SSH_HOST_PLACEHOLDER
+    return f"ssh {' '.join(forwards)} {target}"

@@ -96,6 +96,9 @@ class ContainerState:
     state: str
     exit_code: int | None = None
     oom_killed: bool = False
+    health: str | None = None
+    """Docker's health check verdict (``starting``, ``healthy``, ``unhealthy``); None: the
+    image has no health check, or the container is not running."""
 
     @property
     def running(self) -> bool:
@@ -124,7 +127,7 @@ class ContainerState:
 def container_state_of(info: ContainerInfo | None) -> ContainerState:
     if info is None:
         return ContainerState("gone")
-    return ContainerState(info.state, info.exit_code, info.oom_killed)
+    return ContainerState(info.state, info.exit_code, info.oom_killed, info.health)
 
 
 @dataclass(frozen=True)

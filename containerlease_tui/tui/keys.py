@@ -60,6 +60,14 @@ LEASE_KEYS: list[Binding] = [
         id="filter",
         tooltip="Filter the leases by text",
     ),
+    Binding(
+        "y",  # yank, as in vi (p pauses the logs, c copies their lines)
+        "app.copy_port",
+        "Copy port",
+        show=False,  # no room in the footer at 80 columns either: help and palette list it
+        id="copy_port",
+        tooltip="Copy the lease's host:port (OSC 52)",
+    ),
 ]
 """What to do with the selected lease: shown in the footer while the lease table has focus."""
 

@@ -143,6 +143,8 @@ class _Container:
     started_at: datetime | None = None
     exit_code: int | None = None
     oom_killed: bool = False
+    health: str | None = None
+    """The health check's verdict while it runs (:meth:`FakeRuntime.set_health`)."""
     logs: list[str] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     traps_term: bool = False
@@ -235,6 +237,11 @@ class FakeRuntime:
         container.state, container.exit_code = "exited", exit_code
         container.oom_killed = oom
         container.touch()
+
+    def set_health(self, cid: str, health: str | None) -> None:
+        """The container's health check says ``starting``, ``healthy`` or ``unhealthy`` (None:
+        it has none); reported, as Docker does, while the container runs."""
+        self.containers[cid].health = health
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -382,7 +389,7 @@ class FakeRuntime:
             name=container.name,
             state=container.state,
             running=container.state in _ALIVE,
-            health=None,
+            health=container.health if container.state in _ALIVE else None,
             started_at=container.started_at,
             created_at=container.created_at,
             exit_code=container.exit_code if container.state in ("exited", "dead") else None,
@@ -414,7 +421,7 @@ class FakeRuntime:
                     name=container.name,
                     state=container.state,
                     running=container.state in _ALIVE,
-                    health=None,
+                    health=container.health if container.state in _ALIVE else None,
                     started_at=None,
                     created_at=created,
                     exit_code=container.exit_code if container.state == "exited" else None,

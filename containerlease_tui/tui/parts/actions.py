@@ -10,6 +10,7 @@ from textual.app import SuspendNotSupported
 from textual.content import Content
 from textual.widgets import DataTable
 
+from containerlease_tui.display import first_published
 from containerlease_tui.models import Lease, LeaseStatus
 from containerlease_tui.sanitize import clean
 from containerlease_tui.tui.formatting import lease_label
@@ -122,6 +123,20 @@ class ActionsPart(WorkersPart):
         if reason is not None and not lease.docker_id:
             logs.ended = reason  # say why there is nothing to follow
         logs.focus_view()
+
+    def action_copy_port(self) -> None:
+        """Copy where the selected lease's first port is published (``127.0.0.1:49153``) to
+        the clipboard, through the terminal (OSC 52: works over SSH too)."""
+        lease = self._selected()
+        if lease is None:
+            return
+        first = first_published(lease.ports) if lease.status is LeaseStatus.RUNNING else None
+        if first is None:
+            self.notify(f"{lease_label(lease)}: no published port", severity="warning")
+            return
+        port, where = first
+        self.copy_to_clipboard(where)
+        self.notify(f"Copied {where} — port {port} of {lease_label(lease)}")
 
     def action_extend(self) -> None:
         """Ask how long to extend the selected lease by, then extend it."""

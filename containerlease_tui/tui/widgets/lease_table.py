@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from containerlease_tui.display import format_cost
+from containerlease_tui.display import format_cost, format_ports, ssh_forward
 from containerlease_tui.models import Lease, LeaseStatus, utcnow
 from containerlease_tui.sanitize import clean
 from containerlease_tui.tui.formatting import cost_cell, time_left_cell
@@ -108,6 +108,8 @@ class LeaseTable(DataTable[Text | str]):
         "lease-table--soon",
         "lease-table--urgent",
         "lease-table--trouble",
+        "lease-table--health-starting",
+        "lease-table--health-unhealthy",
     }
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -120,9 +122,10 @@ class LeaseTable(DataTable[Text | str]):
         """The warning points the time-left cell colours by (once the service is open)."""
         self.reaper_running = True
         """False with ``--no-reaper``: an overdue lease then says nobody will remove it."""
-        self._ticking: dict[tuple[str, str], str] = {}
-        """(lease id, column key) → the text a ticking cell shows: a tick repaints only the
-        cells whose text changed (a countdown in minutes changes once a minute)."""
+        self._looks: dict[tuple[str, str], str] = {}
+        """(lease id, column key) → what the cell shows (text and style): a tick or a new
+        container state repaints only the cells whose look changed (a countdown in minutes
+        changes once a minute, a health check's verdict now and then)."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -154,12 +157,20 @@ class LeaseTable(DataTable[Text | str]):
         return self._shown.get(str(key.value))
 
     def _status(self, lease: Lease) -> Text:
+        """The lease's status; what its container really does when that differs; a running
+        container's health check verdict beside it (``running (unhealthy)``, in the error
+        colour; ``starting`` in the warning colour)."""
         state = self.containers.get(lease.id)
         if state is not None and state.trouble_for(lease):
             style = self.get_component_rich_style("lease-table--trouble", partial=True)
             return Text(state.describe(), style=style)
-        style = self.get_component_rich_style(f"lease-table--{lease.status.value}", partial=True)
-        return Text(lease.status.value, style=style)
+        health = health_of(lease, state)
+        component = f"lease-table--{lease.status.value}"
+        if health in ("starting", "unhealthy"):
+            component = f"lease-table--health-{health}"
+        style = self.get_component_rich_style(component, partial=True)
+        text = lease.status.value if health is None else f"{lease.status.value} ({health})"
+        return Text(text, style=style)
 
     def _left(self, lease: Lease, now: datetime) -> Text:
         """The countdown, amber past the lease's first warning point, red past its second
@@ -204,32 +215,44 @@ class LeaseTable(DataTable[Text | str]):
         order = [lease.id for lease in leases]
         self._shown = {lease.id: lease for lease in leases}
         if [str(row.value) for row in self.rows] == order:
+            # The same rows: repaint only the cells that changed (a health verdict, a status).
             for lease in leases:
                 for (key, _), value in zip(COLUMNS, self._cells(lease, now), strict=True):
-                    self.update_cell(lease.id, key, value)
-                self._remember(lease, now)
+                    self._put(lease.id, key, value)
             return
         selected = self.selected
         self.clear()
-        self._ticking = {}
+        self._looks = {}
         for lease in leases:
-            self.add_row(*self._cells(lease, now), key=lease.id)
-            self._remember(lease, now)
+            cells = self._cells(lease, now)
+            self.add_row(*cells, key=lease.id)
+            for (key, _), cell in zip(COLUMNS, cells, strict=True):
+                self._looks[lease.id, key] = _look(cell)
         if selected is not None and selected.id in self._shown:
             self.move_cursor(row=self.get_row_index(selected.id), animate=False)
+
+    def _put(self, lease_id: str, key: str, cell: Text | str) -> None:
+        """Set one cell if its look changed: that cell alone is repainted when it still fits
+        its column; a wider one (``running (unhealthy)``) widens the column first."""
+        look = _look(cell)
+        if self._looks.get((lease_id, key)) == look:
+            return
+        self._looks[lease_id, key] = look
+        column = self.columns.get(ColumnKey(key))
+        text = cell if isinstance(cell, Text) else Text(cell)
+        if column is not None and text.cell_len <= column.content_width:
+            self.set_ticking_cell(lease_id, key, text)
+        else:
+            self.update_cell(lease_id, key, cell, update_width=True)
 
     def _ticking_cells(self, lease: Lease, now: datetime) -> tuple[tuple[str, Text], ...]:
         return (("left", self._left(lease, now)), ("cost", Text(cost_cell(lease, now))))
 
-    def _remember(self, lease: Lease, now: datetime) -> None:
-        for key, cell in self._ticking_cells(lease, now):
-            self._ticking[lease.id, key] = _look(cell)
-
     def _tick_row(self, lease: Lease, now: datetime) -> None:
         for key, cell in self._ticking_cells(lease, now):
             look = _look(cell)  # the countdown's colour counts, not only its text
-            if self._ticking.get((lease.id, key)) != look:
-                self._ticking[lease.id, key] = look
+            if self._looks.get((lease.id, key)) != look:
+                self._looks[lease.id, key] = look
                 self.set_ticking_cell(lease.id, key, cell)
 
     def set_ticking_cell(self, lease_id: str, key: str, cell: Text) -> None:
@@ -353,24 +376,59 @@ class LeasesPane(Vertical):
         self._show_detail()
 
     def _show_detail(self) -> None:
-        """One line under the table on the selected lease: why it failed, what its container
-        really does, or that it is overdue."""
+        """Lines under the table on the selected lease: why it failed or what is wrong with
+        its container (in the error colour), then where its ports are published."""
         detail = self.query_one("#lease-detail", Static)
         lease = self.table.selected
-        text = self.detail_text(lease) if lease is not None else None
-        detail.display = text is not None
-        if text is not None:
-            detail.update(Content.styled(text, "$error"))
+        lines = self.detail_lines(lease) if lease is not None else []
+        detail.display = bool(lines)
+        if lines:
+            detail.update(Content("\n").join(lines))
 
     def detail_text(self, lease: Lease) -> str | None:
-        """What the detail line says on ``lease`` (None: nothing worth a line)."""
+        """What the detail lines say on ``lease``, as plain text (None: nothing worth a line)."""
+        return "\n".join(line.plain for line in self.detail_lines(lease)) or None
+
+    def detail_lines(self, lease: Lease) -> list[Content]:
+        """The trouble line (failure reason, the container's real state or failing health
+        check), then the ports line with the ``ssh -L`` a remote user runs; either may be
+        missing. Every field is made one safe line."""
+        lines = []
+        trouble = self._trouble(lease)
+        if trouble is not None:
+            lines.append(Content.styled(trouble, "$error"))
+        ports = self._ports_line(lease)
+        if ports is not None:
+            lines.append(ports)
+        return lines
+
+    def _trouble(self, lease: Lease) -> str | None:
         name = _safe(lease.name)
         if lease.status is LeaseStatus.FAILED and lease.error:
             return f"{name} failed: {_safe(lease.error)}"
         state = self.table.containers.get(lease.id)
         if state is not None and state.trouble_for(lease):
             return f"{name}: container {state.describe()} — the lease is still open and billed"
+        if health_of(lease, state) == "unhealthy":
+            return f"{name}: container unhealthy — its health check fails"
         return None
+
+    def _ports_line(self, lease: Lease) -> Content | None:
+        """``ports 8080/tcp → 127.0.0.1:49153 · from elsewhere: ssh -L …``, while the lease
+        runs and its container does (a stopped container's ports are gone)."""
+        state = self.table.containers.get(lease.id)
+        if lease.status is not LeaseStatus.RUNNING or (
+            state is not None and state.trouble_for(lease)
+        ):
+            return None
+        ports = format_ports(lease.ports)
+        if ports is None:
+            return None
+        parts: list[str | tuple[str, str]] = [("ports ", "$text-muted"), ports]
+        ssh = ssh_forward(lease.ports, lease.host)
+        if ssh is not None:
+            parts += [("  ·  from elsewhere: ", "$text-muted"), ssh]
+        return Content.assemble(*parts)
 
     def set_user(self, user: str) -> None:
         """Whose leases are "mine" (once the service is open)."""
@@ -469,6 +527,21 @@ class LeasesPane(Vertical):
         self.query_one("#lease-filter", Input).focus()
 
 
-def _look(cell: Text) -> str:
-    """What a ticking cell shows: its text and its style."""
-    return f"{cell.plain}|{cell.style}"
+def _look(cell: Text | str) -> str:
+    """What a cell shows: its text and its styles (the spans too: the lease cell's id)."""
+    if isinstance(cell, str):
+        return cell
+    spans = ";".join(f"{span.start},{span.end},{span.style}" for span in cell.spans)
+    return f"{cell.plain}|{cell.style}|{spans}"
+
+
+HEALTH_STATES = frozenset({"starting", "healthy", "unhealthy"})
+"""Docker's health check verdicts; anything else from the engine is not shown."""
+
+
+def health_of(lease: Lease, state: ContainerState | None) -> str | None:
+    """The health check verdict worth showing beside a running lease (None: no check, another
+    status, or a word Docker does not use)."""
+    if lease.status is not LeaseStatus.RUNNING or state is None or not state.running:
+        return None
+    return state.health if state.health in HEALTH_STATES else None
