@@ -99,6 +99,20 @@ def discard(root: Path, lease_id: str) -> None:
             folder.unlink()
 
 
+def folders(root: Path) -> dict[str, float]:
+    """The lease folders under ``root``: lease id → when the folder was made (``st_mtime``)."""
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return {}
+    found: dict[str, float] = {}
+    for entry in entries:
+        if _LEASE_ID.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                found[entry.name] = entry.stat(follow_symlinks=False).st_mtime
+    return found
+
+
 class _HasSockopt(Protocol):
     """A socket, or asyncio's ``TransportSocket`` wrapper of one."""
 

@@ -39,6 +39,7 @@ from containerlease_tui.models import (
     IllegalTransition,
     Lease,
     LeaseStatus,
+    utcnow,
 )
 from containerlease_tui.policy import (
     ProvisionRequest,
@@ -145,6 +146,7 @@ class ProvisioningOps(VolumeOps):
             await step(LeaseStatus.CREATING, EventType.CREATING)
             await self._prepare_volumes(lease)
             if lease.channel:
+                await self._sweep_channels()
                 channel.prepare(self.settings.docker.channels(), lease.id)
             spec = self._spec(lease)
             try:
@@ -219,6 +221,26 @@ class ProvisioningOps(VolumeOps):
             return await self.store.get(lease_id)
         except StoreError:
             return None
+
+    async def _sweep_channels(self) -> None:
+        """Remove the channel folders here whose lease is over: the folder goes with the lease
+        when this machine's user removes it, but a lease reaped by someone else's reaper (in
+        direct mode, another user's) leaves its folder here. A folder whose record is gone is
+        removed only once no lease could still be running (older than ``max_lifetime``): a
+        lost record is adopted, and its container keeps its channel."""
+        root = self.settings.docker.channels()
+        now = utcnow().timestamp()
+        for lease_id, made in channel.folders(root).items():
+            try:
+                record = await self.store.get(lease_id)
+            except StoreError:
+                continue  # unreadable or unreachable: leave it
+            if record is None:
+                if now - made < self.settings.limits.max_lifetime.total_seconds():
+                    continue
+            elif not record.status.is_terminal:
+                continue
+            channel.discard(root, lease_id)
 
     def _spec(self, lease: Lease) -> ContainerSpec:
         """The container to create, checked again now: time may have passed since submit."""

@@ -304,3 +304,24 @@ def test_the_reaper_removes_the_folder_with_the_lease(cl: Run, channels: Path) -
         assert reaped.returncode == 0, reaped.stderr
         time.sleep(0.5)
     assert _status(cl, lease_id)["status"] == "expired"
+
+
+def test_a_folder_left_by_someone_elses_reaper_goes_at_the_next_channel_lease(
+    cl: Run, channels: Path
+) -> None:
+    """Direct mode, another user's reaper removed a lease of ours: it cannot reach our root,
+    so the folder stays until our next channel lease sweeps the ones whose lease is over. A
+    folder whose record is missing stays while a lease could still be running (adoption)."""
+    first = _provision(cl, "deaf")
+    assert cl("rm", first).returncode == 0
+    channel_folder = channels / first
+    channel_folder.mkdir(mode=0o777)  # as if someone else's reaper had removed the lease
+    unknown = channels / "zz99zz99"  # no record: perhaps lost, and about to be adopted
+    unknown.mkdir()
+    old = channels / "yy88yy88"  # no record, older than any lease may live
+    old.mkdir()
+    os.utime(old, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    second = _provision(cl, "deaf")
+    assert (channels / second).is_dir()
+    assert not channel_folder.exists() and not old.exists()
+    assert unknown.is_dir()
