@@ -139,3 +139,18 @@ async def follow(pilot: Pilot[Any], lease_id: str) -> None:
     app.main.leases.table.focus()
     await pilot.press("l")
     await settle(pilot, lambda: app.main.logs.lease is not None)
+
+
+def record_writes(app: ContainerLeaseApp) -> list[str]:
+    """Everything the app writes to the terminal from now on."""
+    written: list[str] = []
+    driver = app._driver
+    assert driver is not None
+    write = driver.write
+
+    def record(data: str) -> None:
+        written.append(data)
+        write(data)
+
+    driver.write = record  # type: ignore[method-assign]
+    return written

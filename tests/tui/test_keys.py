@@ -20,7 +20,7 @@ from containerlease_tui.tui.widgets.inputs import FilterInput, FormInput
 from containerlease_tui.tui.widgets.log_view import LogView
 
 from .fakes import DEMO_LOGS
-from .helpers import follow, footer_text, loaded, make, settle
+from .helpers import follow, footer_text, loaded, make, record_writes, settle
 
 NARROW = (80, 24)
 
@@ -165,16 +165,7 @@ async def test_copy_writes_osc52_to_the_terminal() -> None:
     app, _service, _ = make()
     async with app.run_test(size=(120, 36)) as pilot:
         await loaded(pilot)
-        written: list[str] = []
-        driver = app._driver
-        assert driver is not None
-        write = driver.write
-
-        def record(data: str) -> None:
-            written.append(data)
-            write(data)
-
-        driver.write = record  # type: ignore[method-assign]
+        written = record_writes(app)
         await follow(pilot, "k7m2x9qa")
         await settle(pilot, lambda: len(app.main.logs.lines) == len(DEMO_LOGS))
         await pilot.press("f", *"orders", "enter", "c")

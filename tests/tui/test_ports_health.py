@@ -23,7 +23,7 @@ from containerlease_tui.models import Lease
 from containerlease_tui.tui import ContainerLeaseApp, create_app
 from containerlease_tui.tui.screens import HelpScreen
 from tests.tui.fakes import FakeService, demo_leases, fixed_clock
-from tests.tui.helpers import Toasts, loaded, record_toasts, settle
+from tests.tui.helpers import Toasts, loaded, record_toasts, record_writes, settle
 
 SIZE = (160, 40)
 RUNNING = "k7m2x9qa"  # alice's api-dev, running, on devbox
@@ -62,21 +62,6 @@ def _docker_id(service: FakeService, lease_id: str) -> str:
 def _detail(app: ContainerLeaseApp) -> str:
     detail = app.main.leases.query_one("#lease-detail", Static)
     return str(detail.render()) if detail.display else ""
-
-
-def _record_writes(app: ContainerLeaseApp) -> list[str]:
-    """Everything the app writes to the terminal from now on."""
-    written: list[str] = []
-    driver = app._driver
-    assert driver is not None
-    write = driver.write
-
-    def record(data: str) -> None:
-        written.append(data)
-        write(data)
-
-    driver.write = record  # type: ignore[method-assign]
-    return written
 
 
 def _osc52(text: str) -> str:
@@ -180,7 +165,7 @@ async def test_y_copies_the_first_published_port_with_osc52() -> None:
     app, _service, toasts = _make(ports=PORTS)
     async with app.run_test(size=SIZE) as pilot:
         await _select(pilot, RUNNING)
-        written = _record_writes(app)
+        written = record_writes(app)
         await pilot.press("y")
         sequence = _osc52("127.0.0.1:49153")
         await settle(pilot, lambda: sequence in "".join(written), what="the OSC 52 sequence")
@@ -194,7 +179,7 @@ async def test_y_without_a_published_port_says_so_and_copies_nothing() -> None:
     app, _service, toasts = _make(ports={"8080/tcp": None})  # not published (yet)
     async with app.run_test(size=SIZE) as pilot:
         await _select(pilot, RUNNING)
-        written = _record_writes(app)
+        written = record_writes(app)
         await pilot.press("y")
         wanted = ("api-dev (k7m2x9qa): no published port", "warning")
         await settle(pilot, lambda: wanted in toasts, what="the no-port toast")
@@ -223,7 +208,7 @@ async def test_copy_port_from_a_user_keymap(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await _select(pilot, RUNNING)
         assert app.keymap.problems == []
-        written = _record_writes(app)
+        written = record_writes(app)
         await pilot.press("y")  # no longer the key
         await pilot.pause()
         assert app.clipboard == ""
