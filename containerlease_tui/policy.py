@@ -74,6 +74,8 @@ _VERBS: dict[Action, str] = {
 }
 """How each action reads in "only its owner or an admin may … it"."""
 _CONTAINER_OPS = (LeaseStatus.RUNNING, LeaseStatus.STOPPED)
+MAX_REPLY_WAIT = timedelta(hours=1)
+"""The longest ``send`` waits for a container's reply."""
 
 
 @dataclass
@@ -380,6 +382,13 @@ class LeasePolicy:
                 raise InvalidInput(
                     f"{path!r} is the message channel's place in the container", "volumes"
                 )
+
+    @staticmethod
+    def check_reply_wait(seconds: float) -> float:
+        """How long ``send`` waits for a reply: more than 0 s, at most :data:`MAX_REPLY_WAIT`."""
+        if not 0 < seconds <= MAX_REPLY_WAIT.total_seconds():
+            raise InvalidInput("timeout must be more than 0s and at most 1h", "timeout")
+        return seconds
 
     def check_cpus(self, value: float | str | None, default: float) -> float:
         """A CPU limit within the allowed range (empty: ``default``)."""

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from containerlease_tui import channel
@@ -230,6 +231,11 @@ class ServiceBase:
         if self.settings.limits.daily_budget_hours is None or span <= timedelta(0):
             return None
         return Charge(lease.owner, -lease_hours(span), day=lease.created_at)
+
+    def _channel_folder(self, lease_id: str) -> Path:
+        """The lease's channel folder on this machine: from the root and the id, never from
+        the record's data."""
+        return channel.folder_for(self.settings.docker.channels(), lease_id)
 
     async def _remove_containers(self, lease_id: str, cid: str | None) -> bool:
         """Remove the lease's container by id and by label, then its channel folder (if it has

@@ -146,15 +146,14 @@ class ContainerOps(ServiceBase):
             )
         if lease.status is not LeaseStatus.RUNNING or not lease.docker_id:
             raise InvalidInput(f"lease {lease.id} is {lease.status.value}: not running", "lease")
-        if not 0 < within <= 3600:
-            raise InvalidInput("timeout must be more than 0s and at most 1h", "timeout")
+        self.policy.check_reply_wait(within)
         try:
             channel.encode(message)  # refused before anything connects
         except ChannelError as exc:
             raise InvalidInput(str(exc), "message") from None
         with translated():
             cid = await self._own(lease)
-        folder = channel.folder_for(self.settings.docker.channels(), lease.id)
+        folder = self._channel_folder(lease.id)
         outcome = "replied"
         try:
             return await channel.exchange(folder, cid, message, within)

@@ -255,9 +255,7 @@ class ProvisioningOps(VolumeOps):
             raise EngineError(str(exc)) from None  # complete() fails the lease, makes nothing
         env = dict(lease.env)
         if lease.channel:
-            # Made by us from the root and the lease id (never from the record's data).
-            folder = channel.folder_for(self.settings.docker.channels(), lease.id)
-            binds = [*binds, f"{folder}:{channel.MOUNT}:rw"]
+            binds = [*binds, f"{self._channel_folder(lease.id)}:{channel.MOUNT}:rw"]
             env[channel.ENV_VAR] = channel.SOCKET_PATH
         return ContainerSpec(
             name=lease.container_name,

@@ -76,8 +76,7 @@ class ViewOps(ServiceBase):
                     stats = await self.engine.stats(cid)
         connected: bool | None = None
         if lease.channel and info is not None and info.running:
-            folder = channel.folder_for(self.settings.docker.channels(), lease.id)
-            connected = await channel.probe(folder, info.id)
+            connected = await channel.probe(self._channel_folder(lease.id), info.id)
         return LeaseStatusReport(lease, info, stats, connected)
 
     # --- events and activity ----------------------------------------------------------
